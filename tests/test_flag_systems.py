@@ -11,12 +11,14 @@ and known nowhere else, runs through each of them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 import pytest_asyncio
@@ -174,7 +176,7 @@ def test_coverage_and_the_consoles_words_ask_the_system(toy: object) -> None:
     report = coverage.report()["flags"]["t"]
     assert report["branches"] == {"toy:everyone": 0, "toy:by-key": 2}
     assert words.summary_text(raw) == "a toy, serves 'a'"
-    assert words.details(raw, {"t": raw})["off"] == "never off"
+    assert words.details(raw, {"t": raw})["off"] == "the caller's default"
     assert words.reason_text({"kind": "TOY_KEY"}) == "a toy's key"
     # LaunchDarkly's and flagd's words are their systems' too.
     assert words.reason_text({"kind": "STATIC"}) == "static (the default variant)"
@@ -384,3 +386,184 @@ def test_96_events_and_usage_ask_the_flag_system_of_the_data_systems_flags(
         Config("sdk-key", data_system=DataSystem.flagd())._unrecorded_system() is FLAGD
     )
     assert Config("sdk-key")._unrecorded_system() is None
+
+
+# ------------------------------------------- the tools: console, codegen, cleanup
+async def _console_post(
+    http: httpx.AsyncClient, token: dict[str, str], body: object
+) -> httpx.Response:
+    return await http.post("/ui/api/flag", content=json.dumps(body), headers=token)
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_issue96_the_toy_runs_through_the_consoles_editing_api(
+    toy: object,
+) -> None:
+    import re
+
+    from aioflags.testing import FlagServer
+
+    flags = {"t": toy_flag("t", "a", u1="b"), "ld-two": LD_TWO}
+    async with contextlib.AsyncExitStack() as stack:
+        server = await stack.enter_async_context(FlagServer(flags, {}))
+        http = await stack.enter_async_context(httpx.AsyncClient(base_url=server.url))
+        page = await http.get("/ui/")
+        found = re.search(r'name="aioflags-token" content="([^"]+)"', page.text)
+        assert found is not None
+        token = {"x-aioflags-token": found[1]}
+        client = await stack.enter_async_context(
+            Client(server.config(send_events=False))
+        )
+        await client.wait_ready(30)
+        send, receive = anyio.create_memory_object_stream[frozenset[str]](10)
+        stack.enter_context(send)
+        stack.enter_context(receive)
+        client.add_flag_change_handler(send.send_nowait)
+
+        async def changed() -> None:
+            with anyio.fail_after(30):
+                while "t" not in await receive.receive():
+                    pass
+
+        state = (await http.get("/ui/api/state")).json()
+        row = {r["key"]: r for r in state["flags"]}["t"]
+        # The row's values and what it serves are the toy's (keyed: "rules").
+        assert (row["on"], row["variations"], row["serves"]) == (
+            True,
+            ["a", "b"],
+            "rules",
+        )
+        # Switched off: the toy's own "off", its clients the caller's default.
+        off = await _console_post(http, token, {"key": "t", "on": False})
+        assert off.status_code == 200, off.text
+        assert (off.json()["on"], off.json()["changed"]) == (False, True)
+        assert server.flags["t"]["toy"]["off"] is True
+        await changed()
+        detail = await client.variation_detail("t", U1, "dflt")
+        assert (detail.value, detail.reason) == ("dflt", {"kind": "TOY_OFF"})
+        # And on again.
+        on = await _console_post(http, token, {"key": "t", "on": True})
+        assert on.json()["on"] is True
+        await changed()
+        assert await client.variation("t", U1, "dflt") == "b"
+        # One value for everyone drops its keyed values: the toy asks first.
+        index = await _console_post(http, token, {"key": "t", "variation": 2})
+        assert index.status_code == 400
+        assert index.json()["message"] == '"variation" must be an index below 2'
+        asked = await _console_post(http, token, {"key": "t", "variation": 0})
+        assert asked.status_code == 409
+        assert asked.json()["message"] == (
+            "'t' has keyed values: one for everyone drops them (confirm)"
+        )
+        one = {"key": "t", "variation": 0, "confirm": True}
+        served = await _console_post(http, token, one)
+        assert served.status_code == 200
+        assert (served.json()["serves"], served.json()["variations"]) == (0, ["a"])
+        await changed()
+        assert await client.variation("t", U1, None) == "a"
+        # Reset puts the file's back; LaunchDarkly's flags are as before.
+        reset = await http.post(
+            "/ui/api/reset", content=json.dumps({"key": "t"}), headers=token
+        )
+        assert reset.json()["serves"] == "rules"
+        await changed()
+        assert await client.variation("t", U1, None) == "b"
+        ld = await _console_post(http, token, {"key": "ld-two", "variation": 0})
+        assert ld.json()["serves"] == 0
+        assert server.flags["ld-two"]["fallthrough"] == {"variation": 0}
+
+
+TOY_CODEGEN = {
+    "toy": 1,
+    "flags": {
+        "tier": {"value": "basic", "by_key": {"u1": "gold"}, "about": "a tier"},
+        "limit": {"value": 10, "by_key": {"u1": 20}},
+    },
+}
+TOY_CALLER = """\
+from aioflags import Context
+from toyflags import Flags, Tier
+
+
+async def use(flags: Flags) -> int:
+    tier: Tier = await flags.tier(Context.create("u"))
+    return await flags.limit(Context.create(tier)) + 1
+
+
+async def wrong(flags: Flags) -> bool:
+    return await flags.tier(Context.create("u")) == "silver"
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_issue96_codegen_types_a_toy_flag_and_its_module_runs(
+    toy: object, tmp_path: Path
+) -> None:
+    import importlib.util
+    import subprocess
+    import sys
+
+    path = tmp_path / "toys.json"
+    path.write_text(json.dumps(TOY_CODEGEN))
+    module = tmp_path / "toyflags.py"
+    assert main(["codegen", str(path), "-o", str(module)]) == 0
+    text = module.read_text()
+    # Its values typed (a Literal of the toy's strings, an int), its default
+    # and its description the toy's.
+    assert 'Tier: TypeAlias = Literal["basic", "gold"]' in text
+    assert "Default (when it cannot be evaluated, or serves a value of" in text
+    assert '"basic", its value for everyone.' in text
+    assert "a tier" in text
+    # The module runs against the toy's own file, through the client.
+    spec = importlib.util.spec_from_file_location("toyflags", module)
+    assert spec is not None and spec.loader is not None
+    generated = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generated)
+
+    async def run() -> tuple[object, object]:
+        config = Config(data_system=DataSystem.file(path), send_events=False)
+        async with Client(config) as client:
+            await client.wait_ready(10)
+            flags = generated.Flags(client)
+            return await flags.tier(U1), await flags.limit(Context.create("u2"))
+
+    assert anyio.run(run) == ("gold", 10)
+    # And type-checks as its users check it: a wrong use is caught.
+    (tmp_path / "caller.py").write_text(TOY_CALLER)
+    (tmp_path / "mypy.ini").write_text("[mypy]\n")
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "mypy", "--strict", "--config-file", "mypy.ini"),
+            *("--cache-dir", str(tmp_path / ".mypy_cache"), "toyflags.py"),
+            "caller.py",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+    )
+    errors = [line for line in result.stdout.splitlines() if ": error:" in line]
+    assert len(errors) == 1, result.stdout + result.stderr
+    assert errors[0].startswith("caller.py:11: error: Non-overlapping equality")
+
+
+def test_issue96_cleanups_flag_file_evidence_asks_the_toy(
+    toy: object, tmp_path: Path
+) -> None:
+    from aioflags._lifecycle._evidence import refusals, variation_for
+
+    path = tmp_path / "toys.json"
+    path.write_text(json.dumps(TOY_CODEGEN))
+    assert refusals("tier", "basic", [], [path])[0] == [
+        f"{path}: 'tier' has keyed values: not everyone gets the same value"
+    ]
+    assert variation_for("limit", 20.0, [path]) == 20
+    settled = {"toy": 1, "flags": {"tier": {"value": "basic"}}}
+    path.write_text(json.dumps(settled))
+    assert refusals("tier", "basic", [], [path])[0] == []
+    assert refusals("tier", "gold", [], [path])[0] == [
+        f"{path}: 'tier' serves 'basic', not 'gold'"
+    ]

@@ -2,10 +2,17 @@
 
 A toy flag is a flag object with a ``"toy"`` part: ``{"value": V,
 "by_key": {"u1": W}}`` serves ``W`` to the context whose key is ``u1``
-(reason ``TOY_KEY``) and ``V`` to everyone else (``TOY_DEFAULT``). Its
-contexts need a targeting key; its type step is strict (no number becomes
-another); its metadata says it is a toy. :data:`TOY` registers in one line
-(:func:`registered_toy`); nothing outside this module knows it.
+(reason ``TOY_KEY``) and ``V`` to everyone else (``TOY_DEFAULT``); with
+``"off": true`` it serves the caller's default (``TOY_OFF``), and the flag
+object's ``on`` mirrors it. Its contexts need a targeting key; its type
+step is strict (no number becomes another); its metadata says it is a toy.
+:data:`TOY` registers in one line (:func:`registered_toy`); nothing outside
+this module knows it.
+
+The tools ask it too: codegen (its values, its default: its value for
+everyone), the console's editing API (switched off is ``"off": true``; one
+value for everyone drops its keyed values, asked first) and cleanup's
+evidence (settled: on, no keyed values, that value).
 
 Its document format (:class:`ToyDocument`): a JSON or YAML file
 ``{"toy": 1, "flags": {KEY: {"value": V, "by_key": {...}}}}`` is read by
@@ -41,6 +48,7 @@ BROKEN: Final = Result(
 FAILED: Final = Result(
     None, None, Reason({"kind": "ERROR", "errorKind": "TOY_FAILED"}), False, None
 )
+OFF: Final = Result(None, None, Reason({"kind": "TOY_OFF"}), False, None)
 _METADATA: Final[Mapping[str, JSONValue]] = {"system": "toy"}
 
 
@@ -97,7 +105,7 @@ class ToyDocument:
         if not isinstance(flags, dict | None):
             raise FlagFileError(f"{path}: a toy file's flags must be an object")
         return {
-            key: {"key": key, "version": 1, "toy": d}
+            key: {"key": key, "version": 1, "on": _on(d), "toy": d}
             for key, d in (flags or {}).items()
         }
 
@@ -117,6 +125,16 @@ class ToyDocument:
 
     def schema(self) -> str:
         return SCHEMA
+
+
+def _on(definition: object) -> bool:
+    """The flag object's ``on``: the mirror of its definition's ``off``."""
+    return not (isinstance(definition, dict) and definition.get("off") is True)
+
+
+def _by_key(definition: Mapping[str, JSONValue]) -> Mapping[str, JSONValue]:
+    by_key = definition.get("by_key")
+    return by_key if isinstance(by_key, dict) else {}
 
 
 class Toy:
@@ -142,7 +160,10 @@ class Toy:
             flag.constant = BROKEN
             return
         flag.variations = (definition["value"], *by_key.values())
-        flag.on = True
+        flag.on = definition.get("off") is not True
+        if not flag.on:
+            flag.constant = OFF
+            return
         everyone = Result(definition["value"], 0, EVERYONE, False, own_cache())
         if not by_key:
             flag.constant = everyone
@@ -168,7 +189,8 @@ class Toy:
         return dict(_METADATA)
 
     def reason_word(self, flag: CompiledFlag | None, reason: Mapping[str, Any]) -> str:
-        return {"TOY_KEY": "TARGETING_MATCH", "TOY_DEFAULT": "DEFAULT"}.get(
+        words = {"TOY_KEY": "TARGETING_MATCH", "TOY_OFF": "DISABLED"}
+        return {**words, "TOY_DEFAULT": "DEFAULT"}.get(
             str(reason["kind"]), str(reason["kind"])
         )
 
@@ -195,7 +217,8 @@ class Toy:
         flags: Mapping[str, Mapping[str, JSONValue]],
         segments: Collection[str] | None,
     ) -> JSONObject:
-        return {"off": "never off", "fallthrough": self.summary_text(flag, definition)}
+        off = "the caller's default"
+        return {"off": off, "fallthrough": self.summary_text(flag, definition)}
 
     def reason_text(
         self,
@@ -206,6 +229,8 @@ class Toy:
         kind = reason.get("kind")
         if kind == "TOY_KEY":
             return "a toy's key"
+        if kind == "TOY_OFF":
+            return "a toy switched off"
         return "a toy's everyone" if kind == "TOY_DEFAULT" else None
 
     def context_from(
@@ -217,6 +242,76 @@ class Toy:
         if not isinstance(targeting_key, str) or not targeting_key:
             raise ContextError("TARGETING_KEY_MISSING", "a toy needs a targeting key")
         return Context.create(targeting_key)
+
+    # The tools: codegen, the console's editing API, cleanup's evidence.
+    def values(
+        self, flag: Mapping[str, JSONValue], definition: Mapping[str, JSONValue]
+    ) -> list[JSONValue]:
+        return [definition.get("value"), *_by_key(definition).values()]
+
+    def value_names(
+        self, flag: Mapping[str, JSONValue], definition: Mapping[str, JSONValue]
+    ) -> list[str] | None:
+        return None
+
+    def description(
+        self, flag: Mapping[str, JSONValue], definition: Mapping[str, JSONValue]
+    ) -> str | None:
+        said = definition.get("about")
+        return said if isinstance(said, str) else None
+
+    def code_default(
+        self,
+        flag: Mapping[str, JSONValue],
+        definition: Mapping[str, JSONValue],
+        values: Sequence[JSONValue],
+    ) -> tuple[JSONValue, str]:
+        return values[0], "its value for everyone"
+
+    def served_index(
+        self, flag: Mapping[str, JSONValue], definition: Mapping[str, JSONValue]
+    ) -> int | str | None:
+        return "rules" if _by_key(definition) else 0
+
+    def serve_one_asks(
+        self,
+        key: str,
+        flag: Mapping[str, JSONValue],
+        definition: Mapping[str, JSONValue],
+    ) -> str | None:
+        if not _by_key(definition):
+            return None
+        return f"{key!r} has keyed values: one for everyone drops them (confirm)"
+
+    def changed(
+        self,
+        flag: Mapping[str, JSONValue],
+        definition: Mapping[str, JSONValue],
+        on: bool | None,
+        index: int | None,
+    ) -> JSONObject:
+        part: JSONObject = dict(definition)
+        if on is not None:
+            part["off"] = not on
+        if index is not None:
+            part["value"] = self.values(flag, definition)[index]
+            part["by_key"] = {}
+        return {**flag, "on": _on(part), "toy": part}
+
+    def settled_refusals(
+        self,
+        flag: Mapping[str, JSONValue],
+        definition: Mapping[str, JSONValue],
+        value: JSONValue,
+        subject: str,
+    ) -> list[str]:
+        if definition.get("off") is True:
+            return [f"{subject} is a toy switched off"]
+        if _by_key(definition):
+            return [f"{subject} has keyed values: not everyone gets the same value"]
+        if json.dumps(definition.get("value")) != json.dumps(value):
+            return [f"{subject} serves {definition.get('value')!r}, not {value!r}"]
+        return []
 
 
 TOY: Final = Toy()
@@ -234,4 +329,9 @@ def registered_toy() -> Iterator[Toy]:
 
 def toy_flag(key: str, value: JSONValue, **by_key: JSONValue) -> JSONObject:
     """A toy flag object: ``value`` for everyone, ``by_key`` for those keys."""
-    return {"key": key, "version": 1, "toy": {"value": value, "by_key": by_key}}
+    return {
+        "key": key,
+        "version": 1,
+        "on": True,
+        "toy": {"value": value, "by_key": by_key},
+    }

@@ -27,9 +27,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
         "--context",
         required=True,
         help="the context: LaunchDarkly's context JSON, @FILE with that JSON, "
-        'or a user\'s key, bare or as a JSON string ("user-42") (for a flagd '
-        "flag, JSON without "
-        '"kind" is flagd\'s evaluation context: a targeting key is optional)',
+        'or a user\'s key, bare or as a JSON string ("user-42") (for a flag '
+        'of another flag system, JSON without "kind" is that system\'s '
+        "evaluation context, as OFREP's body has it)",
     )
     parser.add_argument(
         "--file",

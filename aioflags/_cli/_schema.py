@@ -19,7 +19,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
         "--format",
         choices=formats(),  # (each registered flag system's with a format)
         default=default_system().name,
-        help="which flag files: LaunchDarkly's shape (the default) or flagd's",
+        help="which flag files: LaunchDarkly's shape (the default) or a flag "
+        "system's own",
     )
 
 
@@ -45,8 +46,8 @@ COMMAND = Command(
     name="schema",
     help="print the JSON Schema of flag files (for editors)",
     description="Print the JSON Schema of flag files (flagfile.schema.json, "
-    "shipped in the package; with --format flagd, flagd's flag definitions: "
-    "flagd.schema.json): save it, and point your editor at it for "
+    "shipped in the package; with --format NAME, the schema of the files "
+    "of flag system NAME): save it, and point your editor at it for "
     "completion and checks as you type.",
     add_args=add_args,
     run=run,

@@ -244,8 +244,8 @@ COMMAND = Command(
     help="check flag files; exit 1 if anything is wrong",
     description="Load flag files as DataSystem.file(), `serve` and `eval "
     "--file` do (the same loader), compile every flag and segment, and say "
-    "what is wrong with each. A warning (flagd targeting that can only "
-    "fail, which flagd serves all the same) leaves the exit status 0.",
+    "what is wrong with each. A warning (what a flag system serves all the "
+    "same, such as targeting that can only fail) leaves the exit status 0.",
     add_args=add_args,
     run=run,
 )

@@ -67,7 +67,7 @@ class Transition:
 
 
 @dataclass(slots=True)
-class FlagDiff:
+class FlagBlast:
     """What a change does to one flag that both files have, for the contexts."""
 
     key: str
@@ -149,7 +149,7 @@ class DiffReport:
     old_flags: int = 0
     new_flags: int = 0
     #: the flags that flip some context, by key
-    flags: dict[str, FlagDiff] = field(default_factory=dict)
+    flags: dict[str, FlagBlast] = field(default_factory=dict)
     #: flags whose evaluation may differ (they, their prerequisites or
     #: segments changed) but that flip none of these contexts
     unflipped: list[str] = field(default_factory=list)
@@ -280,7 +280,7 @@ def _reason(reason: Mapping[str, JSONValue]) -> str:
     return " ".join(parts)
 
 
-def _ordered(flag: FlagDiff) -> list[Transition]:
+def _ordered(flag: FlagBlast) -> list[Transition]:
     """The flag's transitions, the most contexts first."""
     return sorted(
         flag.transitions.values(),
@@ -473,7 +473,7 @@ def diff(
         added=sorted(new_keys - old_keys),
         removed=sorted(old_keys - new_keys),
     )
-    flags = [FlagDiff(key) for key in sorted(changed & old_keys & new_keys)]
+    flags = [FlagBlast(key) for key in sorted(changed & old_keys & new_keys)]
     # What variation_detail() makes its detail of, without hooks or
     # analytics (the plain evaluation): a flag's own results are built
     # once, with the flag.

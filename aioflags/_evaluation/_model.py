@@ -73,6 +73,7 @@ __all__ = [
     "document_format",
     "flag_tombstone",
     "formats",
+    "read_by",
     "register",
     "registered",
     "segment_tombstone",
@@ -708,6 +709,86 @@ class FlagSystem(Protocol):
         """
         ...
 
+    # The tools' questions, of flag JSON ``flag`` and its ``definition``
+    # (this system's part): codegen, the console's changes, cleanup's evidence.
+    def values(
+        self, flag: Mapping[str, JSONValue], definition: Mapping[str, JSONValue]
+    ) -> list[JSONValue]:
+        """The values ``flag`` may serve, by variation index (codegen's types, the console's choices)."""
+        ...
+
+    def value_names(
+        self, flag: Mapping[str, JSONValue], definition: Mapping[str, JSONValue]
+    ) -> list[str] | None:
+        """The names of its :meth:`values`, in their order (flagd's variants); None: numbered."""
+        ...
+
+    def description(
+        self, flag: Mapping[str, JSONValue], definition: Mapping[str, JSONValue]
+    ) -> str | None:
+        """What the flag's own data says it is for (codegen's docstring), or None."""
+        ...
+
+    def code_default(
+        self,
+        flag: Mapping[str, JSONValue],
+        definition: Mapping[str, JSONValue],
+        values: Sequence[JSONValue],
+    ) -> tuple[JSONValue, str]:
+        """The default codegen writes for ``flag`` (one of ``values``), and whence, in words.
+
+        (``its off variation``, ``its default variant ("on")``).
+        """
+        ...
+
+    def served_index(
+        self, flag: Mapping[str, JSONValue], definition: Mapping[str, JSONValue]
+    ) -> int | str | None:
+        """What the console's row says ``flag`` serves when on.
+
+        The index of the value it serves everyone, ``"rules"`` (targeting:
+        serving one value asks first), ``"rollout"``, or None (none).
+        """
+        ...
+
+    def serve_one_asks(
+        self,
+        key: str,
+        flag: Mapping[str, JSONValue],
+        definition: Mapping[str, JSONValue],
+    ) -> str | None:
+        """Why serving one value to everyone needs ``"confirm": true`` (the console's 409), or None."""
+        ...
+
+    def changed(
+        self,
+        flag: Mapping[str, JSONValue],
+        definition: Mapping[str, JSONValue],
+        on: bool | None,
+        index: int | None,
+    ) -> JSONObject:
+        """A new flag object: ``flag`` switched on or off, serving value ``index`` to everyone.
+
+        None: that part unchanged. ``index`` is one of :meth:`values`'s,
+        and whatever targeting it drops was asked about
+        (:meth:`serve_one_asks`). The console's change.
+        """
+        ...
+
+    def settled_refusals(
+        self,
+        flag: Mapping[str, JSONValue],
+        definition: Mapping[str, JSONValue],
+        value: JSONValue,
+        subject: str,
+    ) -> list[str]:
+        """Why ``flag`` may serve someone something else than ``value`` (empty: it serves everyone that).
+
+        Each refusal begins with ``subject`` (the file and the key):
+        ``aioflags cleanup``'s evidence of the flag files.
+        """
+        ...
+
 
 #: The registered systems, by name, in the order they registered.
 _SYSTEMS: Final[dict[str, FlagSystem]] = {}
@@ -799,6 +880,18 @@ def system_of(raw: Mapping[str, Any]) -> tuple[FlagSystem, JSONValue]:
             if part in raw:
                 return system, raw[part]
     return default_system(), raw
+
+
+def read_by(raw: Mapping[str, Any]) -> tuple[FlagSystem, Mapping[str, JSONValue]]:
+    """The system whose tools read flag JSON ``raw``, and its definition there (an object).
+
+    :func:`system_of`'s, unless its part is no object: then the default
+    system's, of ``raw`` itself (the tools describe what it is).
+    """
+    system, definition = system_of(raw)
+    if not isinstance(definition, dict):
+        return default_system(), raw
+    return system, definition
 
 
 class CompiledFlag:

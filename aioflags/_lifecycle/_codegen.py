@@ -58,6 +58,7 @@ from aioflags._core._exceptions import AioflagsError, ProtocolError
 from aioflags._core._json import parse
 from aioflags._datasystem._sources._files import load_flag_files, read_flag_file
 from aioflags._datasystem._sources._lint import did_you_mean, same_json, schema
+from aioflags._evaluation._model import default_system, read_by
 from aioflags._lifecycle._pysource import (
     INDENT,
     LINE,
@@ -77,6 +78,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from aioflags._core._json import JSONObject, JSONValue
+    from aioflags._evaluation._model import FlagSystem
 
 __all__ = [
     "HEADER",
@@ -225,7 +227,7 @@ class _Flag:
     variations: tuple[JSONValue, ...]
     description: str | None
     renamed: str | None  # why the name is not identifier(key)
-    #: a flagd flag's variant names, by variation (None: LaunchDarkly's shape)
+    #: its values' names, by variation, as its system names them (None: numbered)
     variants: tuple[str, ...] | None = None
 
 
@@ -248,35 +250,19 @@ def _quoted_key(key: str) -> str:
     return json.dumps(key)
 
 
-def _flagd_part(raw: Mapping[str, JSONValue]) -> Mapping[str, JSONValue] | None:
-    """A flagd flag's definition (its ``"flagd"`` part), or None for LaunchDarkly's shape."""
-    part = raw.get("flagd")
-    return part if isinstance(part, dict) else None
-
-
-def _flagd_default(
-    part: Mapping[str, JSONValue], variations: Sequence[JSONValue]
-) -> tuple[JSONValue, str]:
-    """A flagd flag's default: its default variant's value, else its first variant's."""
-    variants = part.get("variants")
-    name = part.get("defaultVariant")
-    if isinstance(variants, dict) and isinstance(name, str) and name in variants:
-        return variants[name], f"its default variant ({_json(name)})"
-    why = (
-        "it has no default variant"
-        if name is None
-        else "its default variant names none"
-    )
-    return variations[0], f"its first variant ({why})"
+def _system(
+    raw: Mapping[str, JSONValue], ld: bool
+) -> tuple[FlagSystem, Mapping[str, JSONValue]]:
+    """The flag system that reads ``raw``, and its definition (``--from-ld``'s: the default)."""
+    return (default_system(), raw) if ld else read_by(raw)
 
 
 def _defaults(
     key: str, raw: Mapping[str, JSONValue], variations: Sequence[JSONValue], ld: bool
 ) -> tuple[JSONValue, str]:
-    part = None if ld else _flagd_part(raw)
-    if part is not None:
-        return _flagd_default(part, variations)
-    if not ld and "default" in raw:
+    """The default an accessor passes, and whence: the flag file's, else its system's."""
+    system, definition = _system(raw, ld)
+    if not ld and system.part is None and "default" in raw:
         default = raw["default"]
         if not any(same_json(default, v) for v in variations):
             raise CodegenError(
@@ -285,10 +271,7 @@ def _defaults(
                 "`aioflags validate` says where"
             )
         return default, "its default"
-    off = raw.get("offVariation")
-    if type(off) is int and 0 <= off < len(variations):
-        return variations[off], "its off variation"
-    return variations[0], "its first variation (it has no off variation)"
+    return system.code_default(raw, definition, variations)
 
 
 def name_problem(ident: str) -> str | None:
@@ -324,9 +307,10 @@ def _depth(value: JSONValue) -> int:
 
 
 def _variations(key: str, raw: JSONObject, ld: bool) -> list[JSONValue]:
-    """A flag's variations, checked: some, none nested too deeply."""
-    variations = raw.get("variations")
-    if not isinstance(variations, list) or not variations:
+    """A flag's variations (its system's values), checked: some, none nested too deeply."""
+    system, definition = _system(raw, ld)
+    variations = system.values(raw, definition)
+    if not variations:
         known = schema()["$defs"]["flag"]["properties"]
         misspelt = [
             f"unknown field {field!r}{hint}"
@@ -434,15 +418,9 @@ def _flags(
                 raise CodegenError(
                     f"flag {key!r}: its default {default} is too large for a float"
                 ) from None
-        part = None if ld else _flagd_part(raw)
-        variants = part.get("variants") if part is not None else None
-        if part is not None:  # (flagd has no description: its metadata may say one)
-            metadata = part.get("metadata")
-            description = (
-                metadata.get("description") if isinstance(metadata, dict) else None
-            )
-        else:
-            description = None if ld else raw.get("description")
+        system, definition = _system(raw, ld)
+        variants = system.value_names(raw, definition)
+        description = None if ld else system.description(raw, definition)
         out.append(
             _Flag(
                 key,
@@ -452,9 +430,9 @@ def _flags(
                 default,
                 default_from,
                 tuple(variations),
-                description if isinstance(description, str) else None,
+                description,
                 why,
-                tuple(variants) if isinstance(variants, dict) else None,
+                None if variants is None else tuple(variants),
             )
         )
     return out, notes
@@ -466,7 +444,7 @@ def _flag_doc(flag: _Flag) -> list[str]:
     key = doc_lines(f"``{flag.key}``")
     if not lines:
         lines = [f"The flag {' '.join(key)}."]
-    if flag.variants is not None:  # a flagd flag: its variants by name
+    if flag.variants is not None:  # (its values by name: flagd's variants)
         variants = ", ".join(
             f"{_json(name)} = {_json(value)}"
             for name, value in zip(flag.variants, flag.variations, strict=True)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Final
 from aioflags._core._exceptions import AioflagsError, ProtocolError
 from aioflags._core._json import parse
 from aioflags._datasystem._sources._lint import same_json
+from aioflags._evaluation._model import read_by
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -247,44 +248,6 @@ def _flag_of(flags: Mapping[str, JSONValue], key: str, where: str) -> JSONObject
     return f"{where}: no flag {key!r}{hint}"
 
 
-def _flagd_refusals(
-    part: JSONObject, key: str, value: JSONValue, where: str
-) -> list[str]:
-    """A flagd flag settled on ``value``: ENABLED, no targeting, that default variant.
-
-    DISABLED serves the caller's default (the code's own, which the file
-    does not know), as a LaunchDarkly flag that is off with no off
-    variation does; so does an enabled flag with no default variant.
-    """
-    if part.get("state") != "ENABLED":
-        return [
-            f"{where}: {key!r} is DISABLED: clients serve the caller's default "
-            "(the code's own), not one value"
-        ]
-    if "targeting" in part:
-        return [f"{where}: {key!r} has targeting: not everyone gets the same value"]
-    variants = part.get("variants")
-    variants = variants if isinstance(variants, dict) else {}
-    name = part.get("defaultVariant")
-    if not isinstance(name, str) or name not in variants:
-        what = (
-            "no default variant"
-            if name is None
-            else "a default variant that names none"
-        )
-        return [
-            f"{where}: {key!r} has {what}: clients serve the caller's default, "
-            "not one value"
-        ]
-    got = variants[name]
-    if not same_json(got, value):
-        return [
-            f"{where}: {key!r} serves its default variant {json.dumps(name)} "
-            f"= {json.dumps(got)}, not {json.dumps(value)}"
-        ]
-    return []
-
-
 def _targeting_refusals(
     raw: JSONObject, key: str, value: JSONValue, where: str
 ) -> list[str]:
@@ -293,48 +256,8 @@ def _targeting_refusals(
             f"{where}: {key!r} is deleted: clients serve the caller's default "
             "(FLAG_NOT_FOUND), not one value"
         ]
-    part = raw.get("flagd")
-    if isinstance(part, dict):
-        return _flagd_refusals(part, key, value, where)
-    variations = raw.get("variations")
-    variations = variations if isinstance(variations, list) else []
-    want = json.dumps(value)
-
-    def served(index: object, what: str) -> list[str]:
-        if (
-            not isinstance(index, int)
-            or isinstance(index, bool)
-            or not 0 <= index < len(variations)
-        ):
-            return [
-                f"{where}: {key!r} {what} serves no variation (the caller's default)"
-            ]
-        got = variations[index]
-        if not same_json(got, value):
-            return [f"{where}: {key!r} {what} serves {json.dumps(got)}, not {want}"]
-        return []
-
-    if raw.get("on") is not True:
-        return served(raw.get("offVariation"), "is off and its off variation")
-    out = []
-    if raw.get("prerequisites"):
-        out.append(
-            f"{where}: {key!r} has prerequisites: not everyone gets the same value"
-        )
-    if raw.get("targets") or raw.get("contextTargets"):
-        out.append(
-            f"{where}: {key!r} has individual targets: not everyone gets the same value"
-        )
-    if raw.get("rules"):
-        out.append(f"{where}: {key!r} has rules: not everyone gets the same value")
-    fallthrough = raw.get("fallthrough")
-    if not isinstance(fallthrough, dict) or "variation" not in fallthrough:
-        out.append(
-            f"{where}: {key!r} falls through to a rollout: not everyone gets the same value"
-        )
-    else:
-        out += served(fallthrough.get("variation"), "falls through to a variation that")
-    return out
+    system, definition = read_by(raw)
+    return system.settled_refusals(raw, definition, value, f"{where}: {key!r}")
 
 
 def _load_flags(flag_files: Sequence[Path]) -> Mapping[str, JSONObject]:
@@ -360,8 +283,8 @@ def variation_for(key: str, value: JSONValue, flag_files: Sequence[Path]) -> JSO
         raise CleanupError(raw)
     if raw.get("deleted") is True:
         return value  # (refused by its targeting: refusals says why)
-    variations = raw.get("variations")
-    variations = variations if isinstance(variations, list) else []
+    system, definition = read_by(raw)
+    variations = system.values(raw, definition)
     for variation in variations:
         if same_json(variation, value):
             return variation

@@ -77,9 +77,9 @@ _HIDDEN_NAMED: Final = 5
 _EXPOSE_FIX: Final = (
     "mark the flag available to client-side SDKs (in LaunchDarkly; in flag "
     "JSON, clientSideAvailability.usingEnvironmentId or clientSide: true; "
-    "with FlagData, .client_side() on its builder; a flagd flag has no such "
-    'mark), or pass expose="all" if every flag may be seen by this endpoint\'s '
-    "callers"
+    "with FlagData, .client_side() on its builder; a flag of another flag "
+    'system has no such mark), or pass expose="all" if every flag may be seen '
+    "by this endpoint's callers"
 )
 
 

@@ -99,43 +99,9 @@ class FlagHost(Protocol):
     def set_flag(self, key: str, flag: JSONObject) -> None: ...
 
 
-def _served(flag: Mapping[str, JSONValue]) -> int | str | None:
-    """The variation a flag serves when on: its index, "rules", "rollout", or None (none).
-
-    "rules": it has rules or individual targets (choosing a variation asks
-    first: they stop applying); "rollout": a percentage rollout alone.
-    """
-    if _targeted(flag):
-        return "rules"
-    part = words.flagd_part(flag)
-    if part is not None:  # a flagd flag: its default variant, unless targeting
-        variants = part.get("variants")
-        names = list(variants) if isinstance(variants, dict) else []
-        default = part.get("defaultVariant")
-        return names.index(default) if default in names else None
-    fallthrough = flag.get("fallthrough")
-    if not isinstance(fallthrough, dict):
-        return None
-    variation = words.whole(fallthrough.get("variation"))
-    if variation is not None:
-        return variation
-    return "rollout" if "rollout" in fallthrough else None
-
-
-def _targeted(flag: Mapping[str, JSONValue]) -> bool:
-    """Whether a flag has rules or individual targets (a fixed variation drops them).
-
-    A flagd flag's: whether it has targeting.
-    """
-    part = words.flagd_part(flag)
-    if part is not None:
-        return "targeting" in part
-    return bool(flag.get("rules") or flag.get("targets") or flag.get("contextTargets"))
-
-
 def flag_row(flag: Mapping[str, JSONValue], *, changed: bool = False) -> JSONObject:
     """One row of the Flags table (``changed``: by the console, since the file was read)."""
-    variations = flag.get("variations")
+    system, definition = words.read_by(flag)
     key = flag.get("key")
     description = flag.get("description")
     tags = flag.get("tags")
@@ -143,11 +109,10 @@ def flag_row(flag: Mapping[str, JSONValue], *, changed: bool = False) -> JSONObj
         "key": key,
         "label": visible(key) if isinstance(key, str) else key,
         "on": flag.get("on") is True,
-        "variations": [
-            cut(words.written(v))
-            for v in (variations if isinstance(variations, list) else [])
-        ],
-        "serves": _served(flag),
+        "variations": [cut(words.written(v)) for v in system.values(flag, definition)],
+        # the variation it serves when on: its index, "rules" (choosing one
+        # asks first: they stop applying), "rollout", or None (none)
+        "serves": system.served_index(flag, definition),
         "version": flag.get("version"),
         "changed": changed,
         "description": cut(description) if isinstance(description, str) else None,

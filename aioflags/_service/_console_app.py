@@ -43,7 +43,6 @@ from ._console import (
     PREFIX,
     Console,
     FlagHost,
-    _targeted,
     _visible_all,
     flag_row,
 )
@@ -102,41 +101,6 @@ def console_app(
 
 def _error(status: int, message: str) -> Response:
     return JSONResponse({"message": message}, status)
-
-
-def _flagd_change(
-    key: str,
-    changed: JSONObject,
-    part: JSONObject,
-    on: bool | None,
-    variation: JSONValue,
-    request: JSONObject,
-) -> Response | None:
-    """Switch a flagd flag (``ENABLED``/``DISABLED``) or serve one variant to everyone.
-
-    Serving a variant makes it the default variant and drops the targeting
-    (asked first, as rules are: Reset puts it back). ``changed`` and
-    ``part`` are copies, changed here; the answer is an error, or None.
-    """
-    if on is not None:
-        part["state"] = "ENABLED" if on else "DISABLED"
-    if variation is not None:
-        variants = part.get("variants")
-        names = list(variants) if isinstance(variants, dict) else []
-        index = words.whole(variation)
-        if index is None or not 0 <= index < len(names):
-            return _error(400, f'"variation" must be an index below {len(names)}')
-        if "targeting" in part and request.get("confirm") is not True:
-            return _error(
-                409,
-                f"{key!r} has targeting: choosing a variant serves it to "
-                'everyone; send "confirm": true to continue (Reset puts it back)',
-            )
-        part.pop("targeting", None)
-        part["defaultVariant"] = names[index]
-    changed["flagd"] = part
-    changed["on"] = part.get("state") == "ENABLED"
-    return None
 
 
 async def _json_body(request: Request) -> JSONValue:
@@ -390,33 +354,19 @@ class _ConsoleAPI:
         flag = self._data.flags.get(key)
         if flag is None:
             return _error(404, f"no flag {key!r}")
-        changed: JSONObject = dict(flag)
-        if on is not None:
-            changed["on"] = on
-        part = words.flagd_part(flag)
-        if part is not None:
-            # A flagd flag: its state is what evaluates (on is its mirror),
-            # and the variant served to everyone its default variant.
-            problem = _flagd_change(key, changed, dict(part), on, variation, request)
-            if problem is not None:
-                return problem
-        elif variation is not None:
-            variations = flag.get("variations")
-            count = len(variations) if isinstance(variations, list) else 0
+        # Its system says what a switch and one value for everyone change
+        # (a flagd flag: its state, its default variant).
+        system, definition = words.read_by(flag)
+        index = None
+        if variation is not None:
+            count = len(system.values(flag, definition))
             index = words.whole(variation)
             if index is None or not 0 <= index < count:
                 return _error(400, f'"variation" must be an index below {count}')
-            if _targeted(flag) and request.get("confirm") is not True:
-                return _error(
-                    409,
-                    f"{key!r} has rules or individual targets: choosing a "
-                    'variation serves it to everyone; send "confirm": true to '
-                    "continue (Reset puts them back)",
-                )
-            # Serve it to everyone: targets and rules would keep serving others.
-            for targeting in ("targets", "contextTargets", "rules"):
-                changed.pop(targeting, None)
-            changed["fallthrough"] = {"variation": index}
+            asks = system.serve_one_asks(key, flag, definition)
+            if asks is not None and request.get("confirm") is not True:
+                return _error(409, asks)
+        changed = system.changed(flag, definition, on, index)
         original = self._console.originals.setdefault(key, flag)
         self._server.set_flag(key, changed)
         now = self._data.flags[key]

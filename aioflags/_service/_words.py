@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aioflags._systems import default_system, registered, system_of
+from aioflags._evaluation._model import read_by
+from aioflags._systems import registered
 from aioflags._systems._launchdarkly._words import (
     clause_text,
     rollout_share,
@@ -28,12 +29,11 @@ if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
 
     from aioflags._core._json import JSONObject, JSONValue
-    from aioflags._systems import FlagSystem
 
 __all__ = [
     "clause_text",
     "details",
-    "flagd_part",
+    "read_by",
     "reason_text",
     "rollout_share",
     "served_text",
@@ -43,29 +43,9 @@ __all__ = [
 ]
 
 
-def _system(
-    flag: Mapping[str, JSONValue],
-) -> tuple[FlagSystem, Mapping[str, JSONValue]]:
-    """The system whose words say ``flag``, and its definition there (an object)."""
-    system, definition = system_of(flag)
-    if not isinstance(definition, dict):  # (a part that is no object: not its)
-        return default_system(), flag
-    return system, definition
-
-
-def flagd_part(flag: Mapping[str, JSONValue]) -> Mapping[str, JSONValue] | None:
-    """A flagd flag's definition (its ``"flagd"`` part); None for LaunchDarkly's shape.
-
-    For the console's changes to a flagd flag (``_console.py``,
-    ``_console_app.py``: the next faces to ask the system, issue 96).
-    """
-    part = flag.get("flagd")
-    return part if isinstance(part, dict) else None
-
-
 def summary_text(flag: Mapping[str, JSONValue]) -> str:
     """What a flag does, in one line: on or off, and what it serves."""
-    system, definition = _system(flag)
+    system, definition = read_by(flag)
     return system.summary_text(flag, definition)
 
 
@@ -87,7 +67,7 @@ def details(
     description = flag.get("description")
     tags = flag.get("tags")
     version = flag.get("version")
-    system, definition = _system(flag)
+    system, definition = read_by(flag)
     answer: JSONObject = {
         "key": key,
         "description": description if isinstance(description, str) else None,

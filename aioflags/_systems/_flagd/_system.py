@@ -9,12 +9,12 @@ from aioflags._evaluation._data import EMPTY
 from aioflags._evaluation._flagd import GENERAL_RESULT, PARSE_ERROR_RESULT
 from aioflags._evaluation._model import compile_flagd_flag
 
-from . import _coverage, _words
+from . import _coverage, _tools, _words
 from ._document import FLAGD_DOCUMENT
 
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Collection, Mapping
+    from collections.abc import Collection, Mapping, Sequence
 
     from aioflags._core._json import JSONObject, JSONValue
     from aioflags._evaluation._context import Context
@@ -126,6 +126,69 @@ class Flagd:
 
     def __repr__(self) -> str:
         return "<flag system flagd>"
+
+    # The tools' questions (``_tools.py``): codegen, the console, cleanup.
+    def values(
+        self, flag: Mapping[str, JSONValue], definition: Mapping[str, JSONValue]
+    ) -> list[JSONValue]:
+        """Its variants' values."""
+        return _tools.values(definition)
+
+    def value_names(
+        self, flag: Mapping[str, JSONValue], definition: Mapping[str, JSONValue]
+    ) -> list[str] | None:
+        """Its variants' names."""
+        return _tools.value_names(definition)
+
+    def description(
+        self, flag: Mapping[str, JSONValue], definition: Mapping[str, JSONValue]
+    ) -> str | None:
+        """Its metadata's ``description``."""
+        return _tools.description(definition)
+
+    def code_default(
+        self,
+        flag: Mapping[str, JSONValue],
+        definition: Mapping[str, JSONValue],
+        values: Sequence[JSONValue],
+    ) -> tuple[JSONValue, str]:
+        """Its default variant's value, else its first variant's."""
+        return _tools.code_default(definition, values)
+
+    def served_index(
+        self, flag: Mapping[str, JSONValue], definition: Mapping[str, JSONValue]
+    ) -> int | str | None:
+        """Its default variant's index, or ``"rules"`` (targeting), None."""
+        return _tools.served_index(definition)
+
+    def serve_one_asks(
+        self,
+        key: str,
+        flag: Mapping[str, JSONValue],
+        definition: Mapping[str, JSONValue],
+    ) -> str | None:
+        """Whether it has targeting, which one variant served to everyone drops."""
+        return _tools.serve_one_asks(key, definition)
+
+    def changed(
+        self,
+        flag: Mapping[str, JSONValue],
+        definition: Mapping[str, JSONValue],
+        on: bool | None,
+        index: int | None,
+    ) -> JSONObject:
+        """Its state switched; variant ``index`` its default variant, targeting dropped."""
+        return _tools.changed(flag, definition, on, index)
+
+    def settled_refusals(
+        self,
+        flag: Mapping[str, JSONValue],
+        definition: Mapping[str, JSONValue],
+        value: JSONValue,
+        subject: str,
+    ) -> list[str]:
+        """DISABLED, targeting, no default variant, another value."""
+        return _tools.settled_refusals(definition, value, subject)
 
 
 #: flagd's system (``aioflags._systems`` registers it).

@@ -10,10 +10,10 @@ from aioflags._evaluation._data import EMPTY
 from aioflags._evaluation._evaluate import ERROR_RESULTS, typed_check
 from aioflags._evaluation._model import MALFORMED, compile_launchdarkly
 
-from . import _coverage, _words
+from . import _coverage, _tools, _words
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Mapping
+    from collections.abc import Collection, Mapping, Sequence
 
     from aioflags._core._json import JSONObject, JSONValue
     from aioflags._evaluation._context import Context
@@ -130,6 +130,70 @@ class LaunchDarkly:
 
     def __repr__(self) -> str:
         return "<flag system launchdarkly>"
+
+    # The tools' questions (``_tools.py``): codegen, the console, cleanup.
+    def values(
+        self, flag: Mapping[str, JSONValue], definition: Mapping[str, JSONValue]
+    ) -> list[JSONValue]:
+        """Its variations."""
+        return _tools.values(definition)
+
+    def value_names(
+        self, flag: Mapping[str, JSONValue], definition: Mapping[str, JSONValue]
+    ) -> list[str] | None:
+        """None: its variations are numbered."""
+        return None
+
+    def description(
+        self, flag: Mapping[str, JSONValue], definition: Mapping[str, JSONValue]
+    ) -> str | None:
+        """The flag file's ``description``."""
+        said = definition.get("description")
+        return said if isinstance(said, str) else None
+
+    def code_default(
+        self,
+        flag: Mapping[str, JSONValue],
+        definition: Mapping[str, JSONValue],
+        values: Sequence[JSONValue],
+    ) -> tuple[JSONValue, str]:
+        """Its off variation, else its first."""
+        return _tools.code_default(definition, values)
+
+    def served_index(
+        self, flag: Mapping[str, JSONValue], definition: Mapping[str, JSONValue]
+    ) -> int | str | None:
+        """Its fallthrough's variation, or ``"rules"``, ``"rollout"``, None."""
+        return _tools.served_index(definition)
+
+    def serve_one_asks(
+        self,
+        key: str,
+        flag: Mapping[str, JSONValue],
+        definition: Mapping[str, JSONValue],
+    ) -> str | None:
+        """Whether it has rules or individual targets, which one variation drops."""
+        return _tools.serve_one_asks(key, definition)
+
+    def changed(
+        self,
+        flag: Mapping[str, JSONValue],
+        definition: Mapping[str, JSONValue],
+        on: bool | None,
+        index: int | None,
+    ) -> JSONObject:
+        """``on`` switched; variation ``index`` its fallthrough, targets and rules dropped."""
+        return _tools.changed(definition, on, index)
+
+    def settled_refusals(
+        self,
+        flag: Mapping[str, JSONValue],
+        definition: Mapping[str, JSONValue],
+        value: JSONValue,
+        subject: str,
+    ) -> list[str]:
+        """Off, prerequisites, targets, rules, a rollout, another variation."""
+        return _tools.settled_refusals(definition, value, subject)
 
 
 #: LaunchDarkly's system (``aioflags._systems`` registers it).
