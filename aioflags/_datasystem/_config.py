@@ -565,7 +565,8 @@ class DataSystem(Frozen):
         asyncio (gRPC's ``grpc.aio``: refused under trio when the client
         starts). ``FetchAllFlags`` gives the configuration to start from,
         then the ``SyncFlags`` stream each new one; every message is the
-        whole flag set (docs/flagd.md).
+        whole flag set (docs/flagd.md). Built by flagd's system (its
+        ``FlagSystem.configuration.preset``), to which this hands over.
 
         Args:
             target: ``host:port`` of the sync server (``localhost:8015``,

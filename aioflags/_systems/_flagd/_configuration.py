@@ -3,15 +3,13 @@
 What ``Config.from_env``, ``DataSystem.flagd``, docs/configuration.md's
 tables and the client's lifecycle ask flagd's system
 (``FlagSystem.configuration``) instead of naming flagd: light to import
-(the system registers with ``aioflags``); what it hands over to is
-imported when asked.
+(the system registers with ``aioflags``): what it declares and hands
+over to is imported when asked.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final, final
-
-from aioflags._datasystem._sources._flagd._settings import OPTIONS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -34,7 +32,12 @@ class FlagdConfiguration:
 
     __slots__ = ()
 
-    options: Sequence[Option] = OPTIONS
+    @property
+    def options(self) -> Sequence[Option]:
+        """``DataSystem.flagd()``'s declarations (``_settings.OPTIONS``)."""
+        from aioflags._datasystem._sources._flagd._settings import OPTIONS
+
+        return OPTIONS
 
     @property
     def preset(self) -> Callable[..., DataSystem]:
