@@ -18,13 +18,13 @@ import pytest
 
 from aioflags import Config, DataSystem
 from aioflags._client import _tables
-from aioflags._client._config import flagd_from_env
 from aioflags._client._options import OPTIONS
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._options import Kind, Option, check, parse
 from aioflags._datasystem._options import FILE, POLLING
 from aioflags._datasystem._options import OPTIONS as DATA_SYSTEM
 from aioflags._datasystem._sources._flagd._settings import OPTIONS as FLAGD
+from aioflags._systems._flagd._environment import flagd_from_env
 
 DOCS = Path(__file__).parents[1] / "docs"
 

@@ -25,6 +25,8 @@ import pytest_asyncio
 
 from aioflags import Client, Config, Context, DataSystem
 from aioflags.__main__ import main
+from aioflags._core._exceptions import ConfigurationError
+from aioflags._datasystem._config import flag_system_of, is_local
 from aioflags._datasystem._sources._files import FlagFileError, load_flag_files
 from aioflags._datasystem._store import snapshot_from_data
 from aioflags._evaluation._model import compile_flag, document_format, formats
@@ -39,7 +41,7 @@ from aioflags._systems import (
 from aioflags._testing._coverage import FlagCoverage
 from aioflags.ofrep import OFREPApp
 from aioflags.testing import FlagData
-from tests.toy_system import TOY, registered_toy, toy_flag
+from tests.toy_system import TOY, TOY_CONFIGURATION, registered_toy, toy_flag
 
 U1 = Context.create("u1")
 LD_HALF = {
@@ -567,3 +569,150 @@ def test_issue96_cleanups_flag_file_evidence_asks_the_toy(
     assert refusals("tier", "gold", [], [path])[0] == [
         f"{path}: 'tier' serves 'basic', not 'gold'"
     ]
+
+
+# ------------------------------------------------------------- configuration
+# A system's configuration (FlagSystem.configuration) is its own: the toy's
+# variables make Config.from_env's data system, its format is DataSystem.file's,
+# its options are tabled, a block over its flags tells it when it ends; no
+# module outside tests/toy_system.py names it.
+@pytest.mark.asyncio
+async def test_issue96_config_from_env_reads_the_toys_own_variables(
+    toy: object, tmp_path: Path
+) -> None:
+    path = tmp_path / "toys.json"
+    path.write_text(json.dumps(TOY_FILE))
+    config = Config.from_env({"TOY_FLAG_FILE": str(path)})
+    assert config.data_system is not None and is_local(config.data_system)
+    async with Client(config) as client:
+        assert (await client.wait_ready(5)).name == "READY"
+        assert await client.variation("t", U1, None) == "b"
+        assert await client.variation("t", Context.create("u2"), None) == "a"
+    # A data_system keyword wins, as over flagd's variables.
+    mine = DataSystem.file(path, format="toy", reload=True)
+    assert Config.from_env({"TOY_FLAG_FILE": "x"}, data_system=mine).data_system is mine
+
+
+def test_issue96_the_toys_variables_are_read_only_while_it_is_registered(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "toys.json"
+    path.write_text(json.dumps(TOY_FILE))
+    assert Config.from_env({"TOY_FLAG_FILE": str(path)}).data_system is None
+    assert Config.from_env({"TOY_RELOAD": "2"}).data_system is None
+    with registered_toy():
+        assert Config.from_env({"TOY_FLAG_FILE": str(path)}).data_system is not None
+
+
+def test_issue96_the_toys_variable_errors_name_the_variable(
+    toy: object, tmp_path: Path
+) -> None:
+    path = str(tmp_path / "toys.json")
+    with pytest.raises(ConfigurationError) as raised:
+        Config.from_env({"TOY_FLAG_FILE": path, "TOY_RELOAD": "soon"})
+    assert str(raised.value).startswith("TOY_RELOAD='soon': "), raised.value
+    with pytest.raises(ConfigurationError) as raised:
+        Config.from_env({"TOY_FLAG_FILE": path, "TOY_RELOAD": "-1"})
+    assert str(raised.value).startswith("TOY_RELOAD='-1': "), raised.value
+    assert "interval" in str(raised.value)
+    # Its variables without the one that makes a data system are refused
+    # (the system's own ``unclaimed``), where nothing else is set.
+    with pytest.raises(ConfigurationError) as raised:
+        Config.from_env({"TOY_RELOAD": "2"})
+    assert str(raised.value) == "TOY_RELOAD is set but TOY_FLAG_FILE is not"
+    assert Config.from_env({"TOY_RELOAD": "2", "AIOFLAGS_SDK_KEY": "k"}).sdk_key
+    # flagd's refusal is still flagd's own, and still names FLAGD_RESOLVER.
+    with pytest.raises(
+        ConfigurationError, match="FLAGD_HOST is set but FLAGD_RESOLVER"
+    ):
+        Config.from_env({"FLAGD_HOST": "h"})
+
+
+def test_issue96_two_systems_variables_are_refused_naming_both(
+    toy: object, tmp_path: Path
+) -> None:
+    path = tmp_path / "toys.json"
+    path.write_text(json.dumps(TOY_FILE))
+    env = {
+        "FLAGD_RESOLVER": "file",
+        "FLAGD_OFFLINE_FLAG_SOURCE_PATH": str(path),
+        "TOY_FLAG_FILE": str(path),
+    }
+    with pytest.raises(ConfigurationError) as raised:
+        Config.from_env(env)
+    assert str(raised.value) == (
+        "the environment describes two data systems, flagd's and toy's: set the "
+        "variables of one flag system only (docs/configuration.md)"
+    )
+
+
+def test_issue96_file_formats_are_the_registered_systems(tmp_path: Path) -> None:
+    path = tmp_path / "toys.json"
+    with pytest.raises(ConfigurationError) as raised:
+        DataSystem.file(path, format="toy")
+    assert str(raised.value) == (
+        'DataSystem.file(format=...) must be "flagd", "launchdarkly" or None '
+        "(told from each file), not 'toy'"
+    )
+    with registered_toy():
+        DataSystem.file(path, format="toy")
+        with pytest.raises(ConfigurationError) as raised:
+            DataSystem.file(path, format="yaml")
+        assert str(raised.value).startswith(
+            'DataSystem.file(format=...) must be "flagd", "launchdarkly", "toy" or None'
+        )
+
+
+def test_issue96_the_docs_tables_include_each_systems_options(toy: object) -> None:
+    from aioflags._client import _tables
+
+    page = "<!-- generated: toy the toy's -->\n<!-- end generated -->"
+    made = _tables.render(page)
+    assert "| `interval` | seconds | None |" in made
+    assert "`TOY_FLAG_FILE`" in made and "`TOY_RELOAD`" in made
+    # flagd's table is its system's declarations, as the page shows them.
+    assert "`FLAGD_DEADLINE_MS` (ms)" in _tables.render(
+        "<!-- generated: flagd x -->\n<!-- end generated -->"
+    )
+
+
+@pytest.mark.asyncio
+async def test_issue96_a_block_over_a_systems_flags_tells_its_configuration(
+    toy: object,
+) -> None:
+    from aioflags._datasystem._context import mark_flag_system
+
+    data = FlagData()
+    data.set_flag("t", toy_flag("t", "a", u1="b"))
+    (source,) = data.data_system().synchronizers
+    toys = DataSystem.custom(synchronizers=[mark_flag_system(source, "toy")])
+    before = TOY_CONFIGURATION.blocks
+    async with Client(Config(data_system=toys, send_events=False)) as client:
+        await client.wait_ready(5)
+        assert await client.variation("t", U1, None) == "b"
+        assert TOY_CONFIGURATION.blocks == before
+    assert TOY_CONFIGURATION.blocks == before + 1
+    # A block over LaunchDarkly's flags asks no system's configuration.
+    plain = FlagData().data_system()
+    async with Client(Config(data_system=plain, send_events=False)):
+        pass
+    assert TOY_CONFIGURATION.blocks == before + 1
+
+
+def test_issue96_datasystem_flagd_hands_over_to_flagds_system() -> None:
+    from aioflags._systems import register, unregister
+
+    assert FLAGD.configuration is not None
+    assert FLAGD.configuration.preset is not None
+    unregister(FLAGD)
+    try:
+        with pytest.raises(ConfigurationError) as raised:
+            DataSystem.flagd()
+    finally:
+        register(FLAGD)
+    assert str(raised.value) == (
+        "DataSystem.flagd() needs the flagd flag system, which is not registered:"
+        " import aioflags before its modules"
+    )
+    assert registered()[:2] == (LAUNCHDARKLY, FLAGD)
+    assert flag_system_of(DataSystem.flagd()) == "flagd"

@@ -20,6 +20,13 @@ Its document format (:class:`ToyDocument`): a JSON or YAML file
 checked by its own linter (a toy without a value; a keyed value of
 another type than the value, a warning) and described by its own schema
 (``aioflags schema --format toy``).
+
+Its configuration (:class:`ToyConfiguration`): ``TOY_FLAG_FILE`` (and
+``TOY_RELOAD``, seconds between checks) make ``Config.from_env()``'s data
+system ``DataSystem.file(path, format="toy")``; ``TOY_RELOAD`` without
+``TOY_FLAG_FILE`` is refused, naming both; docs/configuration.md's tables
+would show its options under ``toy``; a client's block over a data system
+of its flags tells it when it ends (``TOY_CONFIGURATION.blocks``).
 """
 
 from __future__ import annotations
@@ -31,12 +38,19 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from aioflags import Context
+from aioflags import Context, DataSystem
 from aioflags._client._ofcontext import ContextError
+from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._json import JSONObject, JSONValue
+from aioflags._core._options import Kind, Option, check, parse
 from aioflags._datasystem._sources._files import EMPTY_FILE, FlagFileError
 from aioflags._evaluation._codegen import Code
-from aioflags._evaluation._model import CompiledFlag, DocumentFormat, DocumentProblem
+from aioflags._evaluation._model import (
+    CompiledFlag,
+    DocumentFormat,
+    DocumentProblem,
+    SystemConfiguration,
+)
 from aioflags._evaluation._results import Reason, Result, own_cache
 from aioflags._systems import register, unregister
 
@@ -137,6 +151,60 @@ def _by_key(definition: Mapping[str, JSONValue]) -> Mapping[str, JSONValue]:
     return by_key if isinstance(by_key, dict) else {}
 
 
+#: The toy data system's options, declared once: checked and tabled from here.
+TOY_OPTIONS: Final = (
+    Option(
+        "path", Kind.OTHER, type="path", default=None, env=("TOY_FLAG_FILE",),
+        doc="the toy file",
+    ),
+    Option(
+        "interval", Kind.SECONDS, default=None, env=("TOY_RELOAD",),
+        doc="seconds between checks of the toy file (None: read once)",
+    ),
+)  # fmt: skip
+
+
+class ToyConfiguration:
+    """The toy's configuration: every member of ``SystemConfiguration``, nothing more."""
+
+    __slots__ = ("blocks",)
+
+    options: Sequence[Option] = TOY_OPTIONS
+    preset: None = None  # (no ``DataSystem.toy()``)
+
+    def __init__(self) -> None:
+        #: the client blocks over a data system of toy flags that ended
+        self.blocks = 0
+
+    def from_environment(
+        self, env: Mapping[str, str], *, plane: str | None = None
+    ) -> DataSystem | None:
+        interval_option = TOY_OPTIONS[1]
+        path = env.get("TOY_FLAG_FILE", "").strip()
+        if not path:
+            return None
+        text = env.get("TOY_RELOAD", "").strip()
+        interval = parse(interval_option, "TOY_RELOAD", text) if text else None
+        if not isinstance(interval, float | int):
+            return DataSystem.file(path, format="toy")
+        try:
+            check(interval_option, interval, "DataSystem.file", variable="TOY_RELOAD")
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"TOY_RELOAD={text!r}: {exc}") from None
+        return DataSystem.file(path, reload=True, interval=interval, format="toy")
+
+    def unclaimed(self, env: Mapping[str, str]) -> None:
+        if env.get("TOY_RELOAD", "").strip():
+            raise ConfigurationError("TOY_RELOAD is set but TOY_FLAG_FILE is not")
+
+    def after_block(self) -> None:
+        self.blocks += 1
+
+
+#: The toy's configuration (``Toy.configuration``).
+TOY_CONFIGURATION: Final = ToyConfiguration()
+
+
 class Toy:
     """The toy system: every member of ``FlagSystem``, nothing more."""
 
@@ -150,6 +218,7 @@ class Toy:
     error_kinds: frozenset[str] = frozenset(("TOY_BROKEN", "TOY_FAILED"))
     events_recorded: bool = False
     document: DocumentFormat | None = ToyDocument()
+    configuration: SystemConfiguration | None = TOY_CONFIGURATION
 
     def compile(self, flag: CompiledFlag, definition: JSONValue) -> None:
         if not isinstance(definition, dict) or "value" not in definition:

@@ -32,13 +32,14 @@ def run(args: argparse.Namespace) -> int:
     import anyio
 
     from aioflags._client._client import Client
-    from aioflags._client._config import Config, flagd_from_env
+    from aioflags._client._config import Config
+    from aioflags._client._environment import data_system_from_env
     from aioflags._datasystem._config import DataSystem
 
     # The data system the workers' Config.from_env() reads: flagd's, with
     # FLAGD_RESOLVER; else the flag service of the SDK key.
     try:
-        flagd = flagd_from_env(os.environ, plane=args.path)
+        flagd = data_system_from_env(os.environ, plane=args.path)
         system = flagd if flagd is not None else DataSystem.default(plane=args.path)
         config = Config.from_env(data_system=system, send_events=False)
     except ConfigurationError as exc:

@@ -16,9 +16,9 @@ from aioflags._datasystem._config import DataSystem
 
 from ._environment import (
     config_values,
-    flagd_from_env,
-    flagd_without_resolver,
+    data_system_from_env,
     naming_variables,
+    refuse_unclaimed,
 )
 from ._options import (
     DEFAULT_EVENTS_URI,
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from ._hooks import Hook
 
-__all__ = ["Config", "flagd_from_env"]
+__all__ = ["Config"]
 
 logger = client_logger("aioflags")
 
@@ -543,9 +543,11 @@ class Config(Frozen):
         Unknown ``AIOFLAGS_*`` variables are an error (a typo would otherwise
         be ignored silently).
 
-        With ``FLAGD_RESOLVER=in-process`` (or ``file``), the data system is
-        flagd's (:func:`flagd_from_env`, from the ``FLAGD_*`` variables
-        flagd's providers read); a ``data_system`` keyword wins. Other
+        A flag system's own variables make the data system: each registered
+        system's configuration is asked (``FlagSystem.configuration``). With
+        ``FLAGD_RESOLVER=in-process`` (or ``file``), the data system is
+        flagd's, from the ``FLAGD_*`` variables flagd's providers read
+        (docs/configuration.md); a ``data_system`` keyword wins. Other
         resolvers are refused: aioflags evaluates in process. ``FLAGD_*``
         variables without ``FLAGD_RESOLVER`` (flagd's providers then use
         rpc), and no SDK key, data system or ``offline``, are refused,
@@ -558,16 +560,16 @@ class Config(Frozen):
         env = os.environ if environ is None else environ
         values, read_from = config_values(env)
         if "data_system" not in overrides:
-            flagd = flagd_from_env(env)
-            if flagd is not None:
-                values["data_system"] = flagd
+            system = data_system_from_env(env)
+            if system is not None:
+                values["data_system"] = system
         values.update(overrides)
         for name in overrides:
             read_from.pop(name, None)
         if not (
             values.get("sdk_key") or values.get("data_system") or values.get("offline")
         ):
-            flagd_without_resolver(env)
+            refuse_unclaimed(env)
         sdk_key = values.pop("sdk_key", None)
         try:
             return cls(sdk_key, **values)

@@ -371,17 +371,19 @@ class Lifecycle:
     def after_block(self) -> None:
         """A block of the client has been left (its run ended): what it leaves behind.
 
-        A flagd data system's gRPC objects are collected
-        (``release_grpc``), so that its asyncio engine is not kept on this
-        event loop for the next one.
+        The flag system whose flags every source serves is asked
+        (``SystemConfiguration.after_block``): flagd's collects its gRPC
+        objects, so that its asyncio engine is not kept on this event loop
+        for the next one.
         """
-        from aioflags._datasystem._config import is_flagd
+        from aioflags._datasystem._config import configuration_named, flag_system_of
 
         system = self._config.data_system
-        if system is not None and is_flagd(system):
-            from aioflags._datasystem._sources._flagd._link import release_grpc
-
-            release_grpc()
+        configuration = (
+            None if system is None else configuration_named(flag_system_of(system))
+        )
+        if configuration is not None:
+            configuration.after_block()
 
     def _end(self, run: Run) -> None:
         """``run`` has ended: IDLE; if it was asked to stop, NOT_READY too."""

@@ -62,7 +62,7 @@ OPTIONS: Final = (
         type="`DataSystem`",
         default=None,
         shown="`DataSystem.default()`",
-        doc="which sources run (`FLAGD_RESOLVER`: flagd's, see below)",
+        doc="which sources run (or a flag system's own variables: see below)",
     ),
     Option(
         "ready_timeout",

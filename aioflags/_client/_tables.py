@@ -3,8 +3,9 @@
 The page's tables between ``<!-- generated: NAME ... -->`` and
 ``<!-- end generated -->`` are :func:`render`'s, from ``Config``'s
 declarations (``_client/_options.py``), ``DataSystem``'s
-(``_datasystem/_options.py``) and ``DataSystem.flagd()``'s
-(``_datasystem/_sources/_flagd/_settings.py``). Run it after changing a
+(``_datasystem/_options.py``) and each flag system's data system's
+(``FlagSystem.configuration``'s, tabled under the system's name: flagd's
+``DataSystem.flagd()``). Run it after changing a
 declaration; tests/test_config_options.py compares the page with it. Not
 imported with ``aioflags``.
 """
@@ -17,9 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from aioflags._core._options import UNIT_NAME, Kind, Option, size_words
+from aioflags._datasystem._config import configurations
 from aioflags._datasystem._options import FILE, POLLING
 from aioflags._datasystem._options import OPTIONS as DATA_SYSTEM
-from aioflags._datasystem._sources._flagd import _settings
 
 from ._options import OPTIONS
 
@@ -115,15 +116,17 @@ def variables_table(options: Iterable[Option]) -> str:
 
 
 def _tables() -> dict[str, str]:
-    return {
+    tables = {
         "config": table(OPTIONS, section=""),
         "config-events": table(OPTIONS, section="events"),
         "config-environment": variables_table(OPTIONS),
-        "flagd": table(_settings.OPTIONS),
         "data-system": table(DATA_SYSTEM),
         "data-system-polling": table(POLLING),
         "data-system-file": table(FILE),
     }
+    for name, configuration in configurations():  # (flagd's: DataSystem.flagd())
+        tables[name] = table(configuration.options)
+    return tables
 
 
 def render(page: str) -> str:

@@ -16,26 +16,26 @@ from typing import TYPE_CHECKING, Any, final
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
 from aioflags._core._options import check
+from aioflags._evaluation._model import formats, registered, system_named
 
-from ._context import (
-    is_flagd_source,
-    is_local_source,
-    mark_flagd,
-    mark_local,
-    mark_streaming,
-    source_flag_system,
-)
+from ._context import is_local_source, mark_local, source_flag_system
 from ._options import FILE, OPTIONS, POLLING
-from ._plane._config import Plane, flagd_source, plane_of
+from ._plane._config import Plane, plane_of
 from ._stores._mode import StoreMode
 
 if TYPE_CHECKING:
+    from aioflags._evaluation._model import SystemConfiguration
+
     from ._context import InitializerFactory, SynchronizerFactory
     from ._sources._saved import SavedState
     from ._stores._base import PersistentStore
 
 __all__ = [
     "DataSystem",
+    "check_file_reading",
+    "configuration_named",
+    "configurations",
+    "data_system_made",
     "flag_system_of",
     "grace_period_of",
     "is_local",
@@ -52,11 +52,17 @@ def _saved(given: str | os.PathLike[str] | SavedState | None) -> SavedState | No
     return given if isinstance(given, SavedState) else SavedState(given)
 
 
-def _check_flagd_reading(what: str, format: object, fractional: object) -> None:
-    """Refuse a file format or a ``fractional`` bucketing aioflags does not know."""
-    if format is not None and format not in ("launchdarkly", "flagd"):
+def check_file_reading(what: str, format: object, fractional: object) -> None:
+    """Refuse a file format or a ``fractional`` bucketing aioflags does not know.
+
+    The formats are the registered flag systems' (``formats()``: each
+    system with a document format of its own, and the reader's own shape).
+    """
+    names = sorted(formats())
+    if format is not None and format not in names:
+        said = ", ".join(f'"{name}"' for name in names)
         raise ConfigurationError(
-            f'{what}(format=...) must be "flagd", "launchdarkly" or None '
+            f"{what}(format=...) must be {said} or None "
             f"(told from each file), not {format!r}"
         )
     if type(fractional) is not int or fractional not in (2, 3):
@@ -115,21 +121,16 @@ def is_local(system: DataSystem) -> bool:
 def uses_flag_service(system: DataSystem) -> bool:
     """Whether a source of ``system`` may talk to the flag service's ``base_uri``/``stream_uri``.
 
-    Not when every source is local or reads a flagd sync server (a gRPC
-    connection of its own): the client then sets up no TLS for those URIs.
+    Not when every source is local or serves another flag system's flags
+    (``mark_flag_system``: a flagd sync server, a gRPC connection of its
+    own): the client then sets up no TLS for those URIs.
     """
     sources = (*system.initializers, *system.synchronizers)
     if system.fdv1_fallback is not None:
         sources += (system.fdv1_fallback,)
     return not sources or not all(
-        is_local_source(s) or is_flagd_source(s) for s in sources
+        is_local_source(s) or source_flag_system(s) is not None for s in sources
     )
-
-
-def is_flagd(system: DataSystem) -> bool:
-    """Whether every source of ``system`` reads a flagd sync server (``DataSystem.flagd``)."""
-    sources = (*system.initializers, *system.synchronizers)
-    return bool(sources) and all(is_flagd_source(s) for s in sources)
 
 
 def flag_system_of(system: DataSystem) -> str | None:
@@ -140,6 +141,55 @@ def flag_system_of(system: DataSystem) -> str | None:
     sources = (*system.initializers, *system.synchronizers)
     names = {source_flag_system(s) for s in sources}
     return names.pop() if len(names) == 1 else None
+
+
+def configurations() -> tuple[tuple[str, SystemConfiguration], ...]:
+    """The registered flag systems' configurations (``FlagSystem.configuration``), with each system's name.
+
+    In the order the systems registered; a system with none (LaunchDarkly's:
+    its options are ``Config``'s own) is left out.
+    """
+    return tuple(
+        (system.name, system.configuration)
+        for system in registered()
+        if system.configuration is not None
+    )
+
+
+def configuration_named(name: str | None) -> SystemConfiguration | None:
+    """The configuration of the registered flag system ``name`` (None: none, or no such system)."""
+    system = None if name is None else system_named(name)
+    return None if system is None else system.configuration
+
+
+def data_system_made(made: object, name: str) -> DataSystem:
+    """``made``, a data system flag system ``name``'s configuration made, as one.
+
+    Raises:
+        TypeError: it is no ``DataSystem`` (the system's bug).
+    """
+    if not isinstance(made, DataSystem):
+        raise TypeError(
+            f"the {name} flag system's configuration made {made!r}, not a DataSystem"
+        )
+    return made
+
+
+def _preset(name: str, *args: object, **options: object) -> DataSystem:
+    """``DataSystem.<name>(...)``: the preset flag system ``name`` declares (``SystemConfiguration.preset``).
+
+    Raises:
+        ConfigurationError: no flag system of that name with a preset is
+            registered.
+    """
+    configuration = configuration_named(name)
+    preset = None if configuration is None else configuration.preset
+    if preset is None:
+        raise ConfigurationError(
+            f"DataSystem.{name}() needs the {name} flag system, which is not"
+            " registered: import aioflags before its modules"
+        )
+    return data_system_made(preset(*args, **options), name)
 
 
 @final
@@ -471,7 +521,7 @@ class DataSystem(Frozen):
                 )
         for option, value in zip(FILE[:2], (reload, interval), strict=True):
             check(option, value, "DataSystem.file")
-        _check_flagd_reading("DataSystem.file", format, fractional)
+        check_file_reading("DataSystem.file", format, fractional)
         return cls(
             synchronizers=(
                 mark_local(
@@ -515,7 +565,8 @@ class DataSystem(Frozen):
         asyncio (gRPC's ``grpc.aio``: refused under trio when the client
         starts). ``FetchAllFlags`` gives the configuration to start from,
         then the ``SyncFlags`` stream each new one; every message is the
-        whole flag set (docs/flagd.md).
+        whole flag set (docs/flagd.md). Built by flagd's system (its
+        ``FlagSystem.configuration.preset``), to which this hands over.
 
         Args:
             target: ``host:port`` of the sync server (``localhost:8015``,
@@ -580,66 +631,26 @@ class DataSystem(Frozen):
 
         Added in version 0.2.0.
         """
-        from ._sources._flagd import _settings
-        from ._sources._flagd._link import FlagdOptions, check_extra
-        from ._sources._flagd._source import (
-            FlagdShared,
-            flagd_initializer,
-            flagd_synchronizer,
-        )
-
-        where = "DataSystem.flagd"
-        _settings.refuse_provider_names(where, host, port, saved_state)
-        target = _settings.target_of(where, target, socket_path)
-        given = {
-            "selector": selector,
-            "provider_id": provider_id,
-            "tls": tls,
-            "retry_grace_period": retry_grace_period,
-            "deadline": deadline,
-            "stream_deadline": stream_deadline,
-            "keepalive": keepalive,
-            "max_message_size": max_message_size,
-        }
-        for name, value in given.items():  # (their declarations say how)
-            check(_settings.OPTION[name], value, where)
-        _settings.check_cert_path(where, cert_path, tls=tls)
-        codes = _settings.status_names(where, fatal_status_codes)
-        first, most = _settings.backoff(where, retry_backoff)
-        _check_flagd_reading(where, None, fractional)
-        check_extra()
-        options = FlagdOptions(
-            target=target,
-            selector=selector or None,
-            provider_id=provider_id or None,
+        return _preset(
+            "flagd",
+            target,
+            selector=selector,
+            provider_id=provider_id,
             tls=tls,
-            cert_path=None if cert_path is None else os.fspath(cert_path),
-            fatal_status_codes=frozenset(codes),
-            deadline=float(deadline),
-            stream_deadline=float(stream_deadline),
-            keepalive=None if keepalive is None else float(keepalive),
-            retry_backoff=(float(first), float(most)),
+            cert_path=cert_path,
+            socket_path=socket_path,
+            fatal_status_codes=fatal_status_codes,
+            retry_grace_period=retry_grace_period,
+            deadline=deadline,
+            stream_deadline=stream_deadline,
+            keepalive=keepalive,
+            retry_backoff=retry_backoff,
             fractional=fractional,
             max_message_size=max_message_size,
-        )
-        shared = FlagdShared()  # (the versions both stamp, and more)
-        # One synchronizer and nothing to fail over to: it is never given up
-        # on (it retries by itself), as daemon mode's store is not.
-        return cls(
-            initializers=(mark_flagd(flagd_initializer(options, shared)),),
-            synchronizers=(
-                mark_flagd(mark_streaming(flagd_synchronizer(options, shared))),
-            ),
-            initializing_timeout=math.inf,
-            interrupted_timeout=math.inf,
-            plane=plane_of(
-                plane,
-                "flagd",
-                flagd_source(
-                    options.target, options.selector, options.provider_id, fractional
-                ),
-            ),
-            grace_period=float(retry_grace_period),
+            plane=plane,
+            saved_state=saved_state,
+            host=host,
+            port=port,
         )
 
     @classmethod

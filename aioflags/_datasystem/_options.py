@@ -2,8 +2,8 @@
 
 ``DataSystem(...)``'s failover timings (and ``.with_timings()``'s),
 ``DataSystem.polling()``'s and ``DataSystem.file()``'s options, each an
-``aioflags._core._options.Option``; ``DataSystem.flagd()``'s are flagd's
-(``_sources/_flagd/_settings.py``).
+``aioflags._core._options.Option``; a flag system's preset's
+(``DataSystem.flagd()``) are its own (``FlagSystem.configuration``).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ OPTIONS: Final = (
         least=0,
         shown="None (`Config.grace_period`)",
         doc="STALE before ERROR, when the data system says "
-        "(`DataSystem.flagd(retry_grace_period=...)`)",
+        "(a flag system's preset: its `retry_grace_period`)",
     ),
 )
 #: ``DataSystem.polling()``'s option.
@@ -72,15 +72,18 @@ FILE: Final = (
     Option(
         "format",
         Kind.OTHER,
-        type='`"flagd"`, `"launchdarkly"` or None',
+        type="a format's name or None",
         default=None,
-        doc="how every file is read; `None`: told from each file",
+        doc='how every file is read: `"launchdarkly"` (the reader\'s own shape) '
+        "or a registered flag system's document format, by its name; `None`: "
+        "told from each file",
     ),
     Option(
         "fractional",
         Kind.OTHER,
         type="3 or 2",
         default=3,
-        doc="flagd's `fractional` bucketing: 3 (flagd's newest) or 2 (its older one)",
+        doc="the bucketing of the files' `fractional` rollouts: 3 (the newest) "
+        "or 2 (the older one)",
     ),
 )

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from aioflags._core._json import JSONObject, JSONValue
+    from aioflags._core._options import Option
 
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "FlagSystem",
     "MalformedAbort",
     "Result",
+    "SystemConfiguration",
     "checked_flag",
     "checked_segment",
     "compile_flag",
@@ -599,6 +601,60 @@ class DocumentFormat(Protocol):
         ...
 
 
+class SystemConfiguration(Protocol):
+    """What a flag system contributes to configuration: its data system's options and variables.
+
+    ``Config.from_env`` asks each registered system's for the data system
+    its environment variables describe, ``DataSystem.<name>()`` (flagd's)
+    hands over to its :attr:`preset`, docs/configuration.md tables its
+    :attr:`options` under the system's name, and a client asks it what a
+    block of a data system of its flags leaves behind. The data systems
+    it makes are ``aioflags.DataSystem``'s (``object`` here: this layer
+    names none above it; the faces check).
+
+    Attributes:
+        options: its preset's options, each declared once (name, type,
+            default, bounds, environment variable, doc): checked from
+            there, tabled in docs/configuration.md.
+        preset: ``DataSystem.<name>()``'s body (None: it has none).
+    """
+
+    @property
+    def options(self) -> Sequence[Option]:
+        """Its preset's options, declared once (docs/configuration.md's table)."""
+        ...
+
+    @property
+    def preset(self) -> Callable[..., object] | None:
+        """``DataSystem.<name>()``'s body (None: it has none)."""
+        ...
+
+    def from_environment(
+        self, env: Mapping[str, str], *, plane: str | None = None
+    ) -> object | None:
+        """The ``DataSystem`` its variables in ``env`` describe (None: none asked for).
+
+        ``plane``: the flag plane's path (``aioflags plane PATH``).
+
+        Raises:
+            ConfigurationError: a variable cannot be used (the message
+                names it).
+        """
+        ...
+
+    def unclaimed(self, env: Mapping[str, str]) -> None:
+        """Refuse its variables in ``env`` where they made no data system and nothing else is set.
+
+        Raises:
+            ConfigurationError: naming the variables and what is missing.
+        """
+        ...
+
+    def after_block(self) -> None:
+        """What a client's block (its run) over a data system of its flags leaves behind, released."""
+        ...
+
+
 class FlagSystem(Protocol):
     """One kind of flag: how it compiles, types, fails and reads to the faces.
 
@@ -621,6 +677,9 @@ class FlagSystem(Protocol):
         document: how a file of its flags is recognised and read
             (:class:`DocumentFormat`); None: its flags are the file
             reader's own shape (LaunchDarkly's).
+        configuration: its data system's options and environment
+            variables (:class:`SystemConfiguration`); None: it
+            contributes none (LaunchDarkly's are ``Config``'s own).
     """
 
     name: str
@@ -631,6 +690,7 @@ class FlagSystem(Protocol):
     error_kinds: frozenset[str]
     events_recorded: bool
     document: DocumentFormat | None
+    configuration: SystemConfiguration | None
 
     def compile(self, flag: CompiledFlag, definition: JSONValue, /) -> None:
         """Fill ``flag``'s fields from its ``definition`` (raise to make it unusable)."""

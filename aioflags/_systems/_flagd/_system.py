@@ -10,6 +10,7 @@ from aioflags._evaluation._flagd import GENERAL_RESULT, PARSE_ERROR_RESULT
 from aioflags._evaluation._model import compile_flagd_flag
 
 from . import _coverage, _tools, _words
+from ._configuration import FLAGD_CONFIGURATION
 from ._document import FLAGD_DOCUMENT
 
 if TYPE_CHECKING:
@@ -18,7 +19,11 @@ if TYPE_CHECKING:
 
     from aioflags._core._json import JSONObject, JSONValue
     from aioflags._evaluation._context import Context
-    from aioflags._evaluation._model import CompiledFlag, DocumentFormat
+    from aioflags._evaluation._model import (
+        CompiledFlag,
+        DocumentFormat,
+        SystemConfiguration,
+    )
     from aioflags._evaluation._results import Result
 
 __all__ = ["FLAGD", "Flagd", "typed_check"]
@@ -63,6 +68,9 @@ class Flagd:
     events_recorded: bool = False
     #: its files (``_document.py``): the file reader, ``validate``, ``schema``
     document: DocumentFormat | None = FLAGD_DOCUMENT
+    #: ``DataSystem.flagd()``'s options, the ``FLAGD_*`` variables
+    #: (``_configuration.py``): ``Config.from_env``, the docs' tables
+    configuration: SystemConfiguration | None = FLAGD_CONFIGURATION
     compile = staticmethod(compile_flagd_flag)
     typed_check = staticmethod(typed_check)
     branches = staticmethod(_coverage.branches)

@@ -17,7 +17,11 @@ if TYPE_CHECKING:
 
     from aioflags._core._json import JSONObject, JSONValue
     from aioflags._evaluation._context import Context
-    from aioflags._evaluation._model import CompiledFlag, DocumentFormat
+    from aioflags._evaluation._model import (
+        CompiledFlag,
+        DocumentFormat,
+        SystemConfiguration,
+    )
     from aioflags._evaluation._results import Result
 
 __all__ = ["LAUNCHDARKLY", "LaunchDarkly"]
@@ -48,6 +52,8 @@ class LaunchDarkly:
     events_recorded: bool = True
     #: its flags are the file reader's own shape (``_sources/_files.py``)
     document: DocumentFormat | None = None
+    #: its options and variables are ``Config``'s own (``AIOFLAGS_*``)
+    configuration: SystemConfiguration | None = None
     compile = staticmethod(compile_launchdarkly)
     typed_check = staticmethod(typed_check)
     branches = staticmethod(_coverage.branches)
