@@ -1,7 +1,7 @@
 """The environment's configuration, read by the options' declarations: ``AIOFLAGS_*`` for ``Config.from_env()``, flagd's ``FLAGD_*`` for its data system.
 
 Each variable is the one an option's declaration names
-(``_client/_options.py``, ``_datasystem/_sources/_flagd/_settings.py``),
+(``_client/_options.py``, ``_systems/_flagd/_sync/_settings.py``),
 read in its unit and, for flagd's, checked there, so that an error names the
 variable, its text and the option. An error the option's owner raises
 later (``Config``, ``DataSystem.flagd()``) is given the names of the
@@ -148,7 +148,7 @@ def flagd_from_env(
     offline = get("FLAGD_OFFLINE_FLAG_SOURCE_PATH")
     if offline is not None or resolver == "file":
         return _flagd_file(offline, plane)
-    from aioflags._datasystem._sources._flagd._settings import OPTIONS as FLAGD
+    from aioflags._systems._flagd._sync._settings import OPTIONS as FLAGD
 
     options: dict[str, Any] = {}
     #: the variables each option was read from, to name them in an error

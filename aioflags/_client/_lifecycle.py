@@ -379,7 +379,7 @@ class Lifecycle:
 
         system = self._config.data_system
         if system is not None and is_flagd(system):
-            from aioflags._datasystem._sources._flagd._link import release_grpc
+            from aioflags._systems._flagd._sync._link import release_grpc
 
             release_grpc()
 

@@ -4,7 +4,7 @@ The page's tables between ``<!-- generated: NAME ... -->`` and
 ``<!-- end generated -->`` are :func:`render`'s, from ``Config``'s
 declarations (``_client/_options.py``), ``DataSystem``'s
 (``_datasystem/_options.py``) and ``DataSystem.flagd()``'s
-(``_datasystem/_sources/_flagd/_settings.py``). Run it after changing a
+(``_systems/_flagd/_sync/_settings.py``). Run it after changing a
 declaration; tests/test_config_options.py compares the page with it. Not
 imported with ``aioflags``.
 """
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Final
 from aioflags._core._options import UNIT_NAME, Kind, Option, size_words
 from aioflags._datasystem._options import FILE, POLLING
 from aioflags._datasystem._options import OPTIONS as DATA_SYSTEM
-from aioflags._datasystem._sources._flagd import _settings
+from aioflags._systems._flagd._sync import _settings
 
 from ._options import OPTIONS
 

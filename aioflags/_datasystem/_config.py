@@ -580,9 +580,9 @@ class DataSystem(Frozen):
 
         Added in version 0.2.0.
         """
-        from ._sources._flagd import _settings
-        from ._sources._flagd._link import FlagdOptions, check_extra
-        from ._sources._flagd._source import (
+        from aioflags._systems._flagd._sync import _settings
+        from aioflags._systems._flagd._sync._link import FlagdOptions, check_extra
+        from aioflags._systems._flagd._sync._source import (
             FlagdShared,
             flagd_initializer,
             flagd_synchronizer,

@@ -3,7 +3,7 @@
 ``DataSystem(...)``'s failover timings (and ``.with_timings()``'s),
 ``DataSystem.polling()``'s and ``DataSystem.file()``'s options, each an
 ``aioflags._core._options.Option``; ``DataSystem.flagd()``'s are flagd's
-(``_sources/_flagd/_settings.py``).
+(``_systems/_flagd/_sync/_settings.py``).
 """
 
 from __future__ import annotations

@@ -36,7 +36,6 @@ import anyio.to_thread
 from aioflags._core._json import raw_object
 from aioflags._core._pacing import Pacer
 from aioflags._core._threads import sdk_limiter
-from aioflags._evaluation._flagd import large_targeting, prebuild_flagd
 from aioflags._evaluation._model import (
     CompiledFlag,
     CompiledSegment,
@@ -56,6 +55,8 @@ from aioflags._evaluation._tables import (
     make_segment,
     segment_table,
 )
+from aioflags._systems._flagd._data._shared import Shared, link
+from aioflags._systems._flagd._engine._compile import large_targeting, prebuild_flagd
 
 from ._datatypes import (
     NO_SELECTOR,
@@ -65,7 +66,6 @@ from ._datatypes import (
     ObjectKind,
     Selector,
 )
-from ._flagd_link import Shared, link
 from ._patterns import HeldPatterns, compile_patterns, held_patterns
 from ._payloads import object_meta
 

@@ -6,11 +6,10 @@ from typing import TYPE_CHECKING, Any, Final, final
 
 from aioflags._client._ofcontext import flagd_context_from
 from aioflags._evaluation._data import EMPTY
-from aioflags._evaluation._flagd import GENERAL_RESULT, PARSE_ERROR_RESULT
-from aioflags._evaluation._model import compile_flagd_flag
 
 from . import _coverage, _words
 from ._document import FLAGD_DOCUMENT
+from ._engine._compile import GENERAL_RESULT, PARSE_ERROR_RESULT, compile_flagd_flag
 
 if TYPE_CHECKING:
     import logging

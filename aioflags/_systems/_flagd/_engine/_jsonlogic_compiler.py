@@ -23,8 +23,8 @@ from functools import partial
 from itertools import count
 from typing import TYPE_CHECKING, Final, cast
 
-from . import _flagdops as ops
 from . import _fractional as frac
+from . import _operators as ops
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -32,9 +32,9 @@ from aioflags._datasystem._datatypes import (
     full_transfer,
     puts,
 )
-from aioflags._datasystem._flagd_document import FlagdDocumentError, flagd_flags
 from aioflags._datasystem._sources._backoff import Backoff
 from aioflags._datasystem._sources._cause import cause_of
+from aioflags._systems._flagd._data._definitions import FlagdDocumentError, flagd_flags
 
 from ._certs import CaFile, CaFileError
 from ._settings import hint

@@ -34,10 +34,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
-from . import _flagdops as ops
+from aioflags._evaluation._generate import Front, generate
+
 from . import _fractional as frac
 from . import _jsonlogic_compiler as _jc
-from ._generate import Front, generate
+from . import _operators as ops
 from ._jsonlogic_compiler import (
     ROOT,
     Compiler,
@@ -53,8 +54,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from aioflags._core._json import JSONValue
+    from aioflags._evaluation._context import Context
 
-    from ._context import Context
     from ._jsonlogic_compiler import RulePath
 
 __all__ = [
