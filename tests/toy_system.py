@@ -13,6 +13,9 @@ Its document format (:class:`ToyDocument`): a JSON or YAML file
 checked by its own linter (a toy without a value; a keyed value of
 another type than the value, a warning) and described by its own schema
 (``aioflags schema --format toy``).
+
+A toy keyed for :data:`LARGE` contexts or more is large: the store has the
+toy build it ahead, on a worker thread (``is_large``, ``prebuild``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -42,6 +46,10 @@ FAILED: Final = Result(
     None, None, Reason({"kind": "ERROR", "errorKind": "TOY_FAILED"}), False, None
 )
 _METADATA: Final[Mapping[str, JSONValue]] = {"system": "toy"}
+#: A toy keyed for this many contexts or more is large: the store has the
+#: toy build it ahead (``prebuild``), which notes (thread, keys) here.
+LARGE: Final = 3
+PREBUILT: list[tuple[int, list[str]]] = []
 
 
 def _run(operands: tuple[object, ...], context: Context, state: object) -> Result:
@@ -217,6 +225,13 @@ class Toy:
         if not isinstance(targeting_key, str) or not targeting_key:
             raise ContextError("TARGETING_KEY_MISSING", "a toy needs a targeting key")
         return Context.create(targeting_key)
+
+    def is_large(self, definition: JSONValue) -> bool:
+        by_key = definition.get("by_key") if isinstance(definition, dict) else None
+        return isinstance(by_key, dict) and len(by_key) >= LARGE
+
+    def prebuild(self, definitions: list[tuple[str, JSONValue]]) -> None:
+        PREBUILT.append((threading.get_ident(), [key for key, _ in definitions]))
 
 
 TOY: Final = Toy()

@@ -701,6 +701,23 @@ class FlagSystem(Protocol):
         """
         ...
 
+    def is_large(self, definition: JSONValue) -> bool:
+        """Whether ``definition`` is slow to compile: the store has it built ahead.
+
+        Cheap: the store asks it, on the event loop, of each flag object a
+        change set puts (flagd's: a targeting of 2,000 nodes or more).
+        """
+        ...
+
+    def prebuild(self, definitions: list[tuple[str, JSONValue]]) -> None:
+        """Compile ``definitions`` (key, definition), each large, ahead of their flags.
+
+        The store calls it on a worker thread before it installs their
+        change set; :meth:`compile` then takes what it built, so the flag's
+        first evaluation does not block the event loop.
+        """
+        ...
+
 
 #: The registered systems, by name, in the order they registered.
 _SYSTEMS: Final[dict[str, FlagSystem]] = {}

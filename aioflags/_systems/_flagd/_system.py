@@ -9,7 +9,13 @@ from aioflags._evaluation._data import EMPTY
 
 from . import _coverage, _words
 from ._document import FLAGD_DOCUMENT
-from ._engine._compile import GENERAL_RESULT, PARSE_ERROR_RESULT, compile_flagd_flag
+from ._engine._compile import (
+    GENERAL_RESULT,
+    PARSE_ERROR_RESULT,
+    compile_flagd_flag,
+    large_targeting,
+    prebuild_flagd,
+)
 
 if TYPE_CHECKING:
     import logging
@@ -97,6 +103,14 @@ class Flagd:
     ) -> Context:
         """Flagd's context from a JSON body (``_ofcontext.flagd_context_from``)."""
         return flagd_context_from(targeting_key, attributes)
+
+    def is_large(self, definition: JSONValue) -> bool:
+        """A targeting of 2,000 nodes or more (``_engine._compile.large_targeting``)."""
+        return large_targeting(definition)
+
+    def prebuild(self, definitions: list[tuple[str, JSONValue]]) -> None:
+        """Their targeting built ahead (``_engine._compile.prebuild_flagd``)."""
+        prebuild_flagd([(k, d) for k, d in definitions if isinstance(d, dict)])
 
     def summary_text(
         self, flag: Mapping[str, JSONValue], definition: Mapping[str, JSONValue]
