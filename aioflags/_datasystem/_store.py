@@ -221,7 +221,7 @@ class Store:
         #: change sets are applied: counting 100,000 flags is a stall).
         self.flag_count = 0
         self._selector = NO_SELECTOR
-        #: The values flagd flags share (``_flagd_link.py``), by item key.
+        #: The values flagd flags share (``_systems/_flagd/_data/_shared.py``), by item key.
         self._shared: Shared = {}
         # node -> the nodes it uses; dependency -> the nodes that use it
         self._uses: dict[_Node, tuple[_Node, ...]] = {}

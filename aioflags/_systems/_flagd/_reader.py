@@ -2,7 +2,7 @@
 
 What ``DataSystem.file``, ``aioflags serve``, ``eval --file`` and
 ``validate`` read a flagd document with (``_document.py`` asks it, when
-the file reader meets one): flagd's reader (``_flagd_document.py``), its
+the file reader meets one): flagd's reader (``_data/_definitions.py``), its
 refusals placed at the file's ``line:column``, and what it raises beyond
 them one line naming the file.
 """

@@ -45,7 +45,7 @@ def typed_check(value: JSONValue, kind: type) -> tuple[bool, JSONValue]:
 
 @final
 class Flagd:
-    """flagd's flags: a flag object's ``"flagd"`` part (``_flagd_document.py`` makes them).
+    """flagd's flags: a flag object's ``"flagd"`` part (``_data/_definitions.py`` makes them).
 
     Its reasons are flagd's (``STATIC``, ``TARGETING_MATCH``, ``DEFAULT``,
     ``DISABLED``), its errors PARSE_ERROR (a definition flagd cannot

@@ -289,7 +289,7 @@ class Link:
         except Exception as exc:  # noqa: BLE001 - a document's fault, whatever it is, is its refusal (one line)
             cause = cause_of(exc)
         else:
-            # (what flags share first: written once, see _flagd_document.py)
+            # (what flags share first: written once, see _data/_definitions.py)
             return full_transfer(
                 puts(ObjectKind.SEGMENT, shared), puts(ObjectKind.FLAG, stamped)
             )
