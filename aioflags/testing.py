@@ -33,8 +33,8 @@ from ._asgi._limits import Limits as Limits
 from ._service._faults import Fault as Fault
 from ._service._recorder import RecordedRequest as RecordedRequest
 from ._service._server import FlagServer as FlagServer
-from ._testing._flagd_server import FlagdCall as FlagdCall
-from ._testing._flagd_server import FlagdServer as FlagdServer
+from ._systems._flagd._test_server import FlagdCall as FlagdCall
+from ._systems._flagd._test_server import FlagdServer as FlagdServer
 from ._testing._testdata import FlagBuilder as FlagBuilder
 from ._testing._testdata import FlagData as FlagData
 from ._testing._testdata import SegmentBuilder as SegmentBuilder

@@ -102,7 +102,7 @@ class Side:
     """One document on both sides."""
 
     def __init__(self, name: str, document: dict[str, Any], folder: Path) -> None:
-        from aioflags._datasystem._flagd_document import flagd_flags
+        from aioflags._systems._flagd._data._definitions import flagd_flags
 
         self.name = name
         self.document = document

@@ -68,7 +68,7 @@ def freeze_time(at: int = FROZEN) -> None:
     """Both sides read ``$flagd.timestamp`` as ``at`` (flagd's module's ``time`` and aioflags' ``wall_ms``, replaced)."""
     clock = types.SimpleNamespace(time=lambda: float(at))
     reference_targeting.time = clock  # type: ignore[attr-defined]
-    from aioflags._evaluation import _flagdops
+    from aioflags._systems._flagd._engine import _operators as _flagdops
 
     _flagdops.wall_ms = lambda: at * 1000
 
@@ -213,8 +213,11 @@ def our_raw(key: str, rule: Any, context: EvaluationContext) -> tuple[str, Any]:
     (PARSE_ERROR), ("error", "RuleError"): raised where flagd's provider
     raises (GENERAL), ("crash", exception): anything else.
     """
-    from aioflags._evaluation._flagdops import RuleError
-    from aioflags._evaluation._jsonlogic import TargetingError, build_targeting
+    from aioflags._systems._flagd._engine._jsonlogic import (
+        TargetingError,
+        build_targeting,
+    )
+    from aioflags._systems._flagd._engine._operators import RuleError
     from aioflags.openfeature import to_flagd_context
 
     wrapped = rule if isinstance(rule, dict) else {"if": [True, rule, None]}

@@ -20,8 +20,8 @@ import grpc
 import grpc.aio
 
 from aioflags._core._json import JSONObject
-from aioflags._datasystem._sources._flagd import sync_pb2
-from aioflags._datasystem._sources._flagd._link import release_grpc
+from aioflags._systems._flagd._sync import sync_pb2
+from aioflags._systems._flagd._sync._link import release_grpc
 
 _SERVICE = "flagd.sync.v1.FlagSyncService"
 

@@ -8,7 +8,7 @@ importing both in one process fails ("duplicate symbol"). aioflags' copy
 is built in a private pool instead (:func:`private_pool`): gRPC's method
 paths are plain strings, so nothing else needs the default pool.
 ``tests/test_flagd_generated.py`` runs :func:`generate` into a temporary
-directory and compares byte for byte (aioflags/_datasystem/_sources/_flagd/README.md).
+directory and compares byte for byte (aioflags/_systems/_flagd/_sync/README.md).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from pathlib import Path
 HERE = (
     Path(__file__).resolve().parent.parent
     / "aioflags"
-    / "_datasystem"
-    / "_sources"
+    / "_systems"
     / "_flagd"
+    / "_sync"
 )
 NAMES = ("sync_pb2.py", "sync_pb2.pyi")
 

@@ -1,7 +1,7 @@
 """Declared configuration (issue 96): each option of ``Config`` and ``DataSystem.flagd()`` declared once.
 
 From its declaration (``aioflags/_client/_options.py``,
-``aioflags/_datasystem/_sources/_flagd/_settings.py``) an option is
+``aioflags/_systems/_flagd/_sync/_settings.py``) an option is
 checked, read from its environment variable, and listed in
 docs/configuration.md's tables. These tests hold the declarations to the
 signatures, the errors to naming the option (and the variable), and the
@@ -23,8 +23,8 @@ from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._options import Kind, Option, check, parse
 from aioflags._datasystem._options import FILE, POLLING
 from aioflags._datasystem._options import OPTIONS as DATA_SYSTEM
-from aioflags._datasystem._sources._flagd._settings import OPTIONS as FLAGD
 from aioflags._systems._flagd._environment import flagd_from_env
+from aioflags._systems._flagd._sync._settings import OPTIONS as FLAGD
 
 DOCS = Path(__file__).parents[1] / "docs"
 

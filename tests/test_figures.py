@@ -132,7 +132,7 @@ def test_the_flagd_bench_measures_sem_ver_on_valid_versions_by_default(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Issue 97: one version in seven was ``"bad"``; flagd logs that with a traceback."""
-    from aioflags._evaluation._flagdops import parse_version
+    from aioflags._systems._flagd._engine._operators import parse_version
     from tests.modules import load
 
     monkeypatch.setattr(sys, "path", list(sys.path))  # the script puts its folder first

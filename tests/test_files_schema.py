@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 from aioflags.__main__ import main
-from aioflags._datasystem._flagd_document import is_flagd_document
 from aioflags._datasystem._sources._files import FlagFileError, load_flag_files
 from aioflags._datasystem._sources._lint import pointer, schema_problems
 from aioflags._datasystem._sources._yaml import JSONYamlLoader
+from aioflags._systems._flagd._data._definitions import is_flagd_document
 from tests.flags import BOOL_FLAG, STRING_FLAG, match_flag
 from tests.modules import ROOT
 from tests.test_files import NATURAL_YAML

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,16 @@ from aioflags import Client, Config, Context, DataSystem
 from aioflags.__main__ import main
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._datasystem._config import flag_system_of, is_local
+from aioflags._datasystem._datatypes import (
+    Change,
+    ChangeKind,
+    ChangeSet,
+    IntentCode,
+    ObjectKind,
+    Selector,
+)
 from aioflags._datasystem._sources._files import FlagFileError, load_flag_files
-from aioflags._datasystem._store import snapshot_from_data
+from aioflags._datasystem._store import Store, snapshot_from_data
 from aioflags._evaluation._model import compile_flag, document_format, formats
 from aioflags._service import _words as words
 from aioflags._systems import (
@@ -41,7 +50,13 @@ from aioflags._systems import (
 from aioflags._testing._coverage import FlagCoverage
 from aioflags.ofrep import OFREPApp
 from aioflags.testing import FlagData
-from tests.toy_system import TOY, TOY_CONFIGURATION, registered_toy, toy_flag
+from tests.toy_system import (
+    PREBUILT,
+    TOY,
+    TOY_CONFIGURATION,
+    registered_toy,
+    toy_flag,
+)
 
 U1 = Context.create("u1")
 LD_HALF = {
@@ -102,6 +117,41 @@ def test_a_system_registered_in_one_line_is_found_and_forgotten() -> None:
         assert compile_flag("t", toy_flag("t", 1)).system is TOY
     assert system_named("toy") is None
     assert compile_flag("t", toy_flag("t", 1)).system is LAUNCHDARKLY
+
+
+@pytest.mark.asyncio
+async def test_96_the_store_has_a_large_definition_built_ahead_by_its_system(
+    toy: object,
+) -> None:
+    # The store asks each flag object's system whether its definition is
+    # large (FlagSystem.is_large) and has the system build those ahead, on
+    # a worker thread (FlagSystem.prebuild), before it installs the set:
+    # flagd's large targeting goes this way (test_flagd_limits.py's J2),
+    # the store naming no system.
+    PREBUILT.clear()
+    flags = {
+        "big": toy_flag("big", "v", a="x", b="y", c="z"),
+        "small": toy_flag("small", "v", a="x"),
+        **FLAGS,
+    }
+    changes = tuple(
+        Change(action=ChangeKind.PUT, kind=ObjectKind.FLAG, key=k, version=1, obj=v)
+        for k, v in flags.items()
+    )
+    store = Store()
+    await store.apply(
+        ChangeSet(
+            intent=IntentCode.TRANSFER_FULL,
+            changes=changes,
+            selector=Selector(state="(p:1)", version=1),
+        )
+    )
+    assert [keys for _, keys in PREBUILT] == [["big"]]
+    assert PREBUILT[0][0] != threading.get_ident()
+    assert store.snapshot.variation("big", Context.create("b"), None) == "y"
+    # Neither LaunchDarkly's flags nor flagd's small ones are large.
+    assert not LAUNCHDARKLY.is_large(LD_HALF)
+    assert not FLAGD.is_large(FLAGS["half"]["flagd"])
 
 
 # --------------------------------------------------------- the type step

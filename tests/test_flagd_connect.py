@@ -145,7 +145,7 @@ def test_J8_a_cert_path_that_is_no_ca_file_is_refused(
 async def test_J8_cert_path_is_read_once_and_again_when_it_changes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aioflags._datasystem._sources._flagd import _certs
+    from aioflags._systems._flagd._sync import _certs
 
     reads: list[str] = []
     read = _certs._read
@@ -332,7 +332,7 @@ async def test_a_fetch_that_answers_no_configuration_is_an_error() -> None:
     import grpc
     import grpc.aio
 
-    from aioflags._datasystem._sources._flagd import sync_pb2
+    from aioflags._systems._flagd._sync import sync_pb2
 
     async def nothing(request: Any, context: Any) -> AsyncIterator[Any]:
         return
@@ -564,7 +564,7 @@ async def test_row224_N9_an_untrusted_certificate_names_cert_path() -> None:
 def test_row220_to_row224_N9_which_setting_each_failure_names(
     details: str, settings: dict[str, Any], said: str
 ) -> None:
-    from aioflags._datasystem._sources._flagd._settings import hint
+    from aioflags._systems._flagd._sync._settings import hint
 
     options = {"tls": False, "cert_path": None, "max_message_size": 1024, **settings}
     named = hint(details, **options)
@@ -616,7 +616,7 @@ async def test_row235_N10_flagd_server_sends_what_flagd_sends_by_default() -> No
     import grpc.aio
     from google.protobuf.json_format import MessageToDict
 
-    from aioflags._datasystem._sources._flagd import sync_pb2
+    from aioflags._systems._flagd._sync import sync_pb2
 
     async with (
         FlagdServer(DOC) as server,

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from aioflags import Context
-from aioflags._datasystem._flagd_document import flagd_flags
 from aioflags._datasystem._store import snapshot_from_data
+from aioflags._systems._flagd._data._definitions import flagd_flags
 
 EMAIL = {"var": "email"}
 

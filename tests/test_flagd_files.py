@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 
 from aioflags import Client, Config, ConfigurationError, Context, DataSystem
-from aioflags._datasystem._flagd_document import (
+from aioflags._datasystem._sources._files import FlagFileError, load_flag_files
+from aioflags._datasystem._store import snapshot_from_data
+from aioflags._systems._flagd._data._definitions import (
     FlagdDocumentError,
     flagd_flags,
     is_flagd_document,
 )
-from aioflags._datasystem._sources._files import FlagFileError, load_flag_files
-from aioflags._datasystem._store import snapshot_from_data
 from tests.flags import STRING_FLAG
 
 USER = Context.create("u1", attributes={"email": "a@example.com"})

@@ -6,7 +6,7 @@ directory, post-processed as the committed ones were (a private descriptor
 pool: tests/flagd_sync_codegen.py, the same code) and compared byte for
 byte with the committed files. A changed ``.proto``, an edited generated
 file, a changed post-processing or a change of tools fails here; the fix is
-to regenerate (aioflags/_datasystem/_sources/_flagd/README.md).
+to regenerate (aioflags/_systems/_flagd/_sync/README.md).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 import aioflags
 from tests.flagd_sync_codegen import DEFAULT_POOL, generate, private_pool
 
-HERE = Path(aioflags.__file__).parent / "_datasystem" / "_sources" / "_flagd"
+HERE = Path(aioflags.__file__).parent / "_systems" / "_flagd" / "_sync"
 #: The grpcio-tools release the committed code was made with (README.md there).
 TOOLS = "1.72.2"
 
@@ -70,7 +70,7 @@ BESIDE_FLAGD = textwrap.dedent(
 
     if sys.argv[1] == "theirs-first":
         Theirs = theirs()
-    from aioflags._datasystem._sources._flagd import sync_pb2
+    from aioflags._systems._flagd._sync import sync_pb2
     if sys.argv[1] == "ours-first":
         Theirs = theirs()
     sent = Theirs(flag_configuration='{"flags": {}}')
@@ -97,7 +97,7 @@ def test_the_messages_live_beside_flagd_s_own_in_one_process(order: str) -> None
     # flagd's provider registers flagd.sync.v1 in protobuf's default pool:
     # aioflags' messages, in a pool of their own, do not collide with it
     # (before, either import after the other failed: "duplicate symbol").
-    from aioflags._datasystem._sources._flagd import sync_pb2
+    from aioflags._systems._flagd._sync import sync_pb2
 
     serialized = sync_pb2.DESCRIPTOR.serialized_pb
     code = f"SERIALIZED = {serialized!r}\n{BESIDE_FLAGD}"
@@ -113,7 +113,7 @@ def test_the_messages_live_beside_flagd_s_own_in_one_process(order: str) -> None
 
 
 def test_the_messages_load_and_round_trip_a_sync_context() -> None:
-    from aioflags._datasystem._sources._flagd import sync_pb2
+    from aioflags._systems._flagd._sync import sync_pb2
 
     response = sync_pb2.SyncFlagsResponse(flag_configuration='{"flags": {}}')
     assert not response.HasField("sync_context")

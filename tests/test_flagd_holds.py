@@ -32,9 +32,9 @@ from aioflags import (
 )
 from aioflags._cli._serving import watch
 from aioflags._datasystem._sources import _files
-from aioflags._datasystem._sources._flagd import _link, _source
 from aioflags._datasystem._sources._watch import FlagFileWatcher
 from aioflags._systems._flagd import _reader
+from aioflags._systems._flagd._sync import _link, _source
 from aioflags.testing import FakeClock, FlagdServer, FlagServer
 from tests.flagd_raw import RawSyncServer
 
@@ -564,14 +564,14 @@ async def test_J1_serve_keeps_serving_through_a_save_it_cannot_write(
 def test_J9_a_flagd_flag_that_cannot_be_compiled_is_parse_error(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from aioflags._datasystem._flagd_document import flagd_flags
     from aioflags._datasystem._store import snapshot_from_data
-    from aioflags._evaluation import _model
+    from aioflags._systems._flagd._data._definitions import flagd_flags
+    from aioflags._systems._flagd._engine import _compile
 
     def compile_flagd(key: str, spec: Any) -> Any:
         raise RuntimeError("what no check foresaw")
 
-    monkeypatch.setattr(_model, "compile_flagd", compile_flagd)
+    monkeypatch.setattr(_compile, "compile_flagd", compile_flagd)
     flags = flagd_flags({"flags": {"j9-compiled": flag("hi")}})
     detail = snapshot_from_data(dict(flags)).variation_detail("j9-compiled", USER, "d")
     assert detail.value == "d"
@@ -582,11 +582,11 @@ def test_J9_a_flagd_flag_that_cannot_be_compiled_is_parse_error(
 def test_J9_a_flagd_flag_whose_targeting_raises_is_general(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from aioflags._datasystem._flagd_document import flagd_flags
     from aioflags._datasystem._store import snapshot_from_data
-    from aioflags._evaluation import _model
     from aioflags._evaluation._codegen import Code
-    from aioflags._evaluation._flagd import compile_flagd as real
+    from aioflags._systems._flagd._data._definitions import flagd_flags
+    from aioflags._systems._flagd._engine import _compile
+    from aioflags._systems._flagd._engine._compile import compile_flagd as real
 
     def run(operands: Any, context: Any, state: Any) -> Any:
         raise RuntimeError("a bug in the generated code")
@@ -595,7 +595,7 @@ def test_J9_a_flagd_flag_whose_targeting_raises_is_general(
         parts = real(key, spec)
         return parts._replace(constant=None, code=Code(run, True, ()))
 
-    monkeypatch.setattr(_model, "compile_flagd", compile_flagd)
+    monkeypatch.setattr(_compile, "compile_flagd", compile_flagd)
     targeted = {**flag("hi"), "targeting": {"if": [True, "bye", None]}}
     flags = flagd_flags({"flags": {"j9-raises": targeted}})
     snapshot = snapshot_from_data(dict(flags))

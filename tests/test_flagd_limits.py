@@ -24,13 +24,15 @@ import anyio
 import pytest
 
 from aioflags import Context
-from aioflags._datasystem._flagd_document import flagd_flags
 from aioflags._datasystem._sources._versions import ContentVersions
 from aioflags._datasystem._store import Store, snapshot_from_data
-from aioflags._evaluation import _flagd, _flagdops, _jsonlogic
-from aioflags._evaluation._flagd import targeting_outcomes
-from aioflags._evaluation._jsonlogic import build_targeting
 from aioflags._evaluation._model import compile_flag
+from aioflags._systems._flagd._data._definitions import flagd_flags
+from aioflags._systems._flagd._engine import _compile as _flagd
+from aioflags._systems._flagd._engine import _jsonlogic
+from aioflags._systems._flagd._engine import _operators as _flagdops
+from aioflags._systems._flagd._engine._compile import targeting_outcomes
+from aioflags._systems._flagd._engine._jsonlogic import build_targeting
 from aioflags.sources import (
     Change,
     ChangeKind,
@@ -523,7 +525,7 @@ async def test_J4_a_sync_message_s_change_set_writes_a_shared_evaluator_once() -
     # (what the next message's content versions digest: each flag's JSON)
     digested = sum(len(_versions._content(flag)) for flag in flags.values() if flag)
     assert digested <= size, (digested, size)
-    from aioflags._datasystem._flagd_link import link
+    from aioflags._systems._flagd._data._shared import link
 
     linked, _ = link(update.change_set, {})
     parts = [

@@ -25,10 +25,10 @@ import pytest
 
 from aioflags import Client, Config, Context, DataSystem
 from aioflags.__main__ import main
-from aioflags._datasystem._flagd_document import flagd_flags
 from aioflags._datasystem._sources._lint import pointer, schema_problems
 from aioflags._datasystem._sources._watch import SETTLE
 from aioflags._datasystem._store import snapshot_from_data
+from aioflags._systems._flagd._data._definitions import flagd_flags
 from aioflags.testing import FakeClock
 
 USER = Context.create("u1", attributes={"version": "2.0.0", "tier": 1})

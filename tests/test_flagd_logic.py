@@ -19,9 +19,13 @@ import pytest
 
 from aioflags import Context
 from aioflags._evaluation import _generate
-from aioflags._evaluation._flagdops import RuleError, flagd_data, parse_version
-from aioflags._evaluation._fractional import Fractions, cbor, fractions_of
-from aioflags._evaluation._jsonlogic import TargetingError, build_targeting
+from aioflags._systems._flagd._engine._fractional import Fractions, cbor, fractions_of
+from aioflags._systems._flagd._engine._jsonlogic import TargetingError, build_targeting
+from aioflags._systems._flagd._engine._operators import (
+    RuleError,
+    flagd_data,
+    parse_version,
+)
 
 KEY = "flag"
 

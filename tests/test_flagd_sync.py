@@ -32,8 +32,8 @@ from aioflags import (
     ProviderStatus,
 )
 from aioflags._datasystem._datatypes import ObjectKind, SourceState
-from aioflags._datasystem._flagd_link import link
-from aioflags._datasystem._sources._flagd._source import FlagdShared
+from aioflags._systems._flagd._data._shared import link
+from aioflags._systems._flagd._sync._source import FlagdShared
 from aioflags.testing import FakeClock, FlagdServer
 from tests.sources import source_context
 from tests.tls_server import CA, CERTS

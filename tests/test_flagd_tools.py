@@ -578,7 +578,7 @@ def test_flag_coverage_counts_a_flagd_flag_s_branches_in_the_pytest_plugin(
 def test_what_a_targeting_rule_can_choose_is_read_from_its_shape(
     rule: Any, names: set[str] | None, none: bool
 ) -> None:
-    from aioflags._evaluation._flagd import targeting_outcomes
+    from aioflags._systems._flagd._engine._compile import targeting_outcomes
 
     assert targeting_outcomes(rule) == (
         None if names is None else frozenset(names),

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import aioflags
-from aioflags._evaluation import _codegen, _generate, _jsonlogic, _jsonlogic_compiler
+from aioflags._evaluation import _codegen, _generate
 from aioflags._evaluation._generate import Front, generate
-from aioflags._evaluation._jsonlogic import build_targeting
 from aioflags._evaluation._model import compile_flag
+from aioflags._systems._flagd._engine import _jsonlogic, _jsonlogic_compiler
+from aioflags._systems._flagd._engine._jsonlogic import build_targeting
 
 if TYPE_CHECKING:
     from types import FunctionType

@@ -32,17 +32,20 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("aioflags._version",),
     ("aioflags._core",),
     ("aioflags._evaluation",),
+    # A flag system's package spans layers: each part sits where it belongs
+    # (a more specific entry, in a lower layer, wins over ``_systems``'s).
+    ("aioflags._systems._flagd._engine",),
     ("aioflags._datasystem._datatypes",),
     ("aioflags._datasystem._patterns",),
-    ("aioflags._datasystem._flagd_document",),
+    ("aioflags._systems._flagd._data",),
     (
         "aioflags._datasystem._context",
-        "aioflags._datasystem._flagd_link",
         "aioflags._datasystem._mirror",
         "aioflags._datasystem._options",
         "aioflags._datasystem._payloads",
     ),
     ("aioflags._datasystem._sources", "aioflags._datasystem._stores"),
+    ("aioflags._systems._flagd._sync",),
     ("aioflags._datasystem._store",),
     ("aioflags._datasystem._plane",),
     ("aioflags._datasystem._config",),

@@ -278,7 +278,7 @@ async def test_J4_the_cache_off_reads_the_items_a_flagd_flag_shares(
     redis_server: RedisServer,
 ) -> None:
     """A flagd flag stored in its shared form is read with the evaluator it names."""
-    from aioflags._datasystem._flagd_document import flagd_flags
+    from aioflags._systems._flagd._data._definitions import flagd_flags
 
     shared: dict[str, Any] = {}
     flags = flagd_flags(

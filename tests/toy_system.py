@@ -27,6 +27,9 @@ system ``DataSystem.file(path, format="toy")``; ``TOY_RELOAD`` without
 ``TOY_FLAG_FILE`` is refused, naming both; docs/configuration.md's tables
 would show its options under ``toy``; a client's block over a data system
 of its flags tells it when it ends (``TOY_CONFIGURATION.blocks``).
+
+A toy keyed for :data:`LARGE` contexts or more is large: the store has the
+toy build it ahead, on a worker thread (``is_large``, ``prebuild``).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -64,6 +68,10 @@ FAILED: Final = Result(
 )
 OFF: Final = Result(None, None, Reason({"kind": "TOY_OFF"}), False, None)
 _METADATA: Final[Mapping[str, JSONValue]] = {"system": "toy"}
+#: A toy keyed for this many contexts or more is large: the store has the
+#: toy build it ahead (``prebuild``), which notes (thread, keys) here.
+LARGE: Final = 3
+PREBUILT: list[tuple[int, list[str]]] = []
 
 
 def _run(operands: tuple[object, ...], context: Context, state: object) -> Result:
@@ -381,6 +389,13 @@ class Toy:
         if json.dumps(definition.get("value")) != json.dumps(value):
             return [f"{subject} serves {definition.get('value')!r}, not {value!r}"]
         return []
+
+    def is_large(self, definition: JSONValue) -> bool:
+        by_key = definition.get("by_key") if isinstance(definition, dict) else None
+        return isinstance(by_key, dict) and len(by_key) >= LARGE
+
+    def prebuild(self, definitions: list[tuple[str, JSONValue]]) -> None:
+        PREBUILT.append((threading.get_ident(), [key for key, _ in definitions]))
 
 
 TOY: Final = Toy()

@@ -25,6 +25,7 @@ __all__ = [
     "parse_or_cut",
     "raw_decode",
     "raw_object",
+    "same_json",
     "shallow_decode",
 ]
 
@@ -196,3 +197,16 @@ def raw_object(raw: str, path: int) -> JSONObject:
         value = value["object"]
     found: JSONObject = value  # validated at ingest
     return found
+
+
+def same_json(a: object, b: object) -> bool:
+    """Whether two JSON values are the same value (``true`` is not ``1``; ``1`` is ``1.0``)."""
+    if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None:
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(same_json, a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b

@@ -4,7 +4,7 @@ An :class:`Option` says an option's name, type (its :class:`Kind`), unit,
 default, bounds, environment variables and a one-line doc. ``Config``'s
 (``_client/_options.py``), ``DataSystem``'s and its presets'
 (``_datasystem/_options.py``) and ``DataSystem.flagd()``'s
-(``_datasystem/_sources/_flagd/_settings.py``) are tuples of them.
+(``_systems/_flagd/_sync/_settings.py``) are tuples of them.
 :func:`check` checks a value given in code, :func:`parse` reads a
 variable's text, and ``_client/_tables.py`` writes docs/configuration.md's
 tables from them (``python -m aioflags._client._tables``; a test compares).

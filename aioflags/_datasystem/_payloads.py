@@ -22,6 +22,7 @@ from aioflags._core._json import (
 )
 from aioflags._core._logname import client_logger
 from aioflags._core._pacing import Pacer
+from aioflags._systems._flagd._data._definitions import shared_keys
 
 from ._datatypes import (
     Change,
@@ -33,7 +34,6 @@ from ._datatypes import (
     RawPut,
     Selector,
 )
-from ._flagd_document import shared_keys
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

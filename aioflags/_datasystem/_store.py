@@ -36,7 +36,6 @@ import anyio.to_thread
 from aioflags._core._json import raw_object
 from aioflags._core._pacing import Pacer
 from aioflags._core._threads import sdk_limiter
-from aioflags._evaluation._flagd import large_targeting, prebuild_flagd
 from aioflags._evaluation._model import (
     CompiledFlag,
     CompiledSegment,
@@ -44,6 +43,7 @@ from aioflags._evaluation._model import (
     compile_segment,
     flag_tombstone,
     segment_tombstone,
+    system_of,
 )
 from aioflags._evaluation._snapshot import FlagSnapshot
 from aioflags._evaluation._tables import (
@@ -56,6 +56,7 @@ from aioflags._evaluation._tables import (
     make_segment,
     segment_table,
 )
+from aioflags._systems._flagd._data._shared import Shared, link
 
 from ._datatypes import (
     NO_SELECTOR,
@@ -65,15 +66,15 @@ from ._datatypes import (
     ObjectKind,
     Selector,
 )
-from ._flagd_link import Shared, link
 from ._patterns import HeldPatterns, compile_patterns, held_patterns
 from ._payloads import object_meta
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Mapping, Sequence
 
-    from aioflags._core._json import JSONObject
+    from aioflags._core._json import JSONValue
     from aioflags._evaluation._data import SnapshotData
+    from aioflags._evaluation._model import FlagSystem
 
     from ._datatypes import Change, RawPut
 
@@ -141,20 +142,25 @@ def _flag_entry(
     return entry, (() if meta[1] else meta[2:])
 
 
-def _large_flagd(items: Sequence[Change | RawPut]) -> list[tuple[str, JSONObject]]:
-    """The flagd parts of ``items``' flag objects whose targeting is large (key, part).
+def _large(
+    items: Sequence[Change | RawPut],
+) -> dict[FlagSystem, list[tuple[str, JSONValue]]]:
+    """The definitions of ``items``' flag objects that are large, by their system.
 
-    Only objects (a flagd source's): a flag that ingest holds as text is
-    read, and compiled, when it is first evaluated.
+    Each flag system says which of its definitions are large
+    (``FlagSystem.is_large``: flagd's, a large targeting). Only objects (a
+    flagd source's): a flag that ingest holds as text is read, and
+    compiled, when it is first evaluated.
     """
-    large = []
+    large: dict[FlagSystem, list[tuple[str, JSONValue]]] = {}
     for item in items:
         if isinstance(item, tuple) or item.kind is not ObjectKind.FLAG:
             continue
         obj = item.obj if item.action is ChangeKind.PUT else None
-        spec = obj.get("flagd") if isinstance(obj, dict) else None
-        if isinstance(spec, dict) and large_targeting(spec):
-            large.append((item.key, spec))
+        if isinstance(obj, dict):
+            system, definition = system_of(obj)
+            if system.is_large(definition):
+                large.setdefault(system, []).append((item.key, definition))
     return large
 
 
@@ -215,7 +221,7 @@ class Store:
         #: change sets are applied: counting 100,000 flags is a stall).
         self.flag_count = 0
         self._selector = NO_SELECTOR
-        #: The values flagd flags share (``_flagd_link.py``), by item key.
+        #: The values flagd flags share (``_systems/_flagd/_data/_shared.py``), by item key.
         self._shared: Shared = {}
         # node -> the nodes it uses; dependency -> the nodes that use it
         self._uses: dict[_Node, tuple[_Node, ...]] = {}
@@ -261,10 +267,9 @@ class Store:
                 abandon_on_cancel=True,
                 limiter=sdk_limiter(),
             )
-        large = _large_flagd(items)
-        if large:  # built off the event loop too (see prebuild_flagd)
+        for system, large in _large(items).items():  # built off the event loop too
             await anyio.to_thread.run_sync(
-                prebuild_flagd, large, abandon_on_cancel=True, limiter=sdk_limiter()
+                system.prebuild, large, abandon_on_cancel=True, limiter=sdk_limiter()
             )
         pacer = Pacer(freeze_gc=self.freeze_gc, hold_gc=True)
         steps = self._steps(change_set, pacer, patterns)

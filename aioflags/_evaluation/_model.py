@@ -34,12 +34,6 @@ from ._codegen import (
     build_segment,
 )
 from ._context import Context, parse_reference
-from ._flagd import (
-    PARSE_ERROR_RESULT,
-    FlagdFlagError,
-    compile_flagd,
-    targeting_outcomes,
-)
 from ._logonce import Occurrences
 from ._operators import OPERATORS, compile_test
 from ._results import Reason, Result, own_cache
@@ -68,7 +62,6 @@ __all__ = [
     "checked_flag",
     "checked_segment",
     "compile_flag",
-    "compile_flagd_flag",
     "compile_launchdarkly",
     "compile_segment",
     "default_system",
@@ -849,6 +842,23 @@ class FlagSystem(Protocol):
         """
         ...
 
+    def is_large(self, definition: JSONValue) -> bool:
+        """Whether ``definition`` is slow to compile: the store has it built ahead.
+
+        Cheap: the store asks it, on the event loop, of each flag object a
+        change set puts (flagd's: a targeting of 2,000 nodes or more).
+        """
+        ...
+
+    def prebuild(self, definitions: list[tuple[str, JSONValue]]) -> None:
+        """Compile ``definitions`` (key, definition), each large, ahead of their flags.
+
+        The store calls it on a worker thread before it installs their
+        change set; :meth:`compile` then takes what it built, so the flag's
+        first evaluation does not block the event loop.
+        """
+        ...
+
 
 #: The registered systems, by name, in the order they registered.
 _SYSTEMS: Final[dict[str, FlagSystem]] = {}
@@ -1151,49 +1161,6 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
         flag.code = Code(flag.code.run, True, flag.code.operands)
     _said(flag.malformed, "Flag", key, flag.version)
     return flag
-
-
-def compile_flagd_flag(flag: CompiledFlag, spec: JSONValue) -> None:
-    """A flagd flag (``_flagd.py``); one flagd cannot evaluate is PARSE_ERROR, logged once.
-
-    flagd's system's ``compile`` (``aioflags._systems._flagd``).
-    """
-    # A flagd flag even if it cannot be compiled: its evaluation context is
-    # flagd's (its system's), so PARSE_ERROR needs no targeting key.
-    flag.variant_names = ()
-    try:
-        if not isinstance(spec, dict):
-            raise FlagdFlagError("a flagd flag's definition must be an object")
-        parts = compile_flagd(flag.key, spec)
-    except FlagdFlagError as exc:
-        flag.malformed = str(exc)
-        flag.constant = PARSE_ERROR_RESULT
-        if _told("Flag", flag.key, flag.version):
-            logger.error(
-                "flagd flag %r cannot be evaluated and will evaluate to "
-                "PARSE_ERROR: %s",
-                flag.key,
-                exc,
-            )
-        return
-    flag.variant_names = parts.variant_names
-    flag.variations = parts.variations
-    flag.flag_metadata = parts.flag_metadata
-    flag.on = parts.on
-    flag.off_result = parts.off_result
-    flag.constant = parts.constant
-    if parts.code is not None:
-        flag.code = parts.code
-        names, none = targeting_outcomes(spec.get("targeting"))
-        variants = list(spec["variants"].items())  # (compile_flagd checked it)
-        servable = tuple(
-            at
-            for at, (name, value) in enumerate(variants)
-            if value is not None and (names is None or name in names)
-        )
-        default = spec.get("defaultVariant")
-        at_default = [at for at, (name, _) in enumerate(variants) if name == default]
-        flag.targeting_serves = (servable, none, at_default[0] if at_default else None)
 
 
 def compile_launchdarkly(flag: CompiledFlag, raw: JSONValue) -> None:

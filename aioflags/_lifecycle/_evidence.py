@@ -22,8 +22,7 @@ import json
 from typing import TYPE_CHECKING, Final
 
 from aioflags._core._exceptions import AioflagsError, ProtocolError
-from aioflags._core._json import parse
-from aioflags._datasystem._sources._lint import same_json
+from aioflags._core._json import parse, same_json
 from aioflags._evaluation._model import read_by
 
 if TYPE_CHECKING:

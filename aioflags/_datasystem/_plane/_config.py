@@ -56,7 +56,7 @@ def flagd_source(
     its flags are evaluated with: two apps that differ in any of these
     must not serve each other's flags. Then the form its flags travel in:
     what they share written once ("evaluators shared",
-    ``_flagd_document.py``), which an aioflags from before that cannot
+    ``_systems/_flagd/_data/_definitions.py``), which an aioflags from before that cannot
     read, so that its processes and these never share a plane. Quoted as
     Python does (``ascii``), so that it is one line of ASCII whatever it
     holds.

@@ -28,6 +28,7 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
+from aioflags._core._json import same_json
 from aioflags._evaluation._model import document_format
 
 if TYPE_CHECKING:
@@ -283,19 +284,6 @@ def reference_problems(
                                 )
                             )
     return found
-
-
-def same_json(a: object, b: object) -> bool:
-    """Whether two JSON values are the same value (``true`` is not ``1``; ``1`` is ``1.0``)."""
-    if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None:
-        return a is b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return a == b
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(map(same_json, a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
-    return type(a) is type(b) and a == b
 
 
 def default_problems(data: Any) -> list[Problem]:

@@ -35,7 +35,7 @@ class FlagdConfiguration:
     @property
     def options(self) -> Sequence[Option]:
         """``DataSystem.flagd()``'s declarations (``_settings.OPTIONS``)."""
-        from aioflags._datasystem._sources._flagd._settings import OPTIONS
+        from aioflags._systems._flagd._sync._settings import OPTIONS
 
         return OPTIONS
 
@@ -62,7 +62,7 @@ class FlagdConfiguration:
 
     def after_block(self) -> None:
         """GRPC's objects of the block's run collected, so that its asyncio engine goes with the event loop."""
-        from aioflags._datasystem._sources._flagd._link import release_grpc
+        from aioflags._systems._flagd._sync._link import release_grpc
 
         release_grpc()
 

@@ -28,7 +28,7 @@ class FlagdDocument:
 
     def recognises(self, data: object) -> bool:
         """A flagd document: ``is_flagd_document`` (its flags have ``state`` and ``variants``...)."""
-        from aioflags._datasystem._flagd_document import is_flagd_document
+        from aioflags._systems._flagd._data._definitions import is_flagd_document
 
         return is_flagd_document(data)
 

@@ -1,7 +1,7 @@
 """flagd's provider variables (``FLAGD_*``) as a data system: what ``Config.from_env`` asks flagd's system.
 
 Each variable is the one an option's declaration names
-(``_datasystem/_sources/_flagd/_settings.py``), read in its unit and
+(``_systems/_flagd/_sync/_settings.py``), read in its unit and
 checked there, so that an error names the variable, its text and the
 option; an error ``DataSystem.flagd()`` raises later is given the names
 of the variables that set the options it is about
@@ -90,7 +90,7 @@ def flagd_from_env(
     offline = get("FLAGD_OFFLINE_FLAG_SOURCE_PATH")
     if offline is not None or resolver == "file":
         return _flagd_file(offline, plane)
-    from aioflags._datasystem._sources._flagd._settings import OPTIONS as FLAGD
+    from aioflags._systems._flagd._sync._settings import OPTIONS as FLAGD
 
     options: dict[str, Any] = {}
     #: the variables each option was read from, to name them in an error

@@ -53,9 +53,9 @@ def flagd_data_system(
         ConfigurationError: an argument is invalid (naming it), or the
             ``flagd`` extra is not installed.
     """
-    from aioflags._datasystem._sources._flagd import _settings
-    from aioflags._datasystem._sources._flagd._link import FlagdOptions, check_extra
-    from aioflags._datasystem._sources._flagd._source import (
+    from aioflags._systems._flagd._sync import _settings
+    from aioflags._systems._flagd._sync._link import FlagdOptions, check_extra
+    from aioflags._systems._flagd._sync._source import (
         FlagdShared,
         flagd_initializer,
         flagd_synchronizer,

@@ -2,7 +2,7 @@
 
 What ``DataSystem.file``, ``aioflags serve``, ``eval --file`` and
 ``validate`` read a flagd document with (``_document.py`` asks it, when
-the file reader meets one): flagd's reader (``_flagd_document.py``), its
+the file reader meets one): flagd's reader (``_data/_definitions.py``), its
 refusals placed at the file's ``line:column``, and what it raises beyond
 them one line naming the file.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aioflags._core._json import decode_text
-from aioflags._datasystem._flagd_document import FlagdDocumentError, flagd_flags
 from aioflags._datasystem._sources._files import EMPTY_FILE, FlagFileError
+from aioflags._systems._flagd._data._definitions import FlagdDocumentError, flagd_flags
 
 if TYPE_CHECKING:
     from pathlib import Path

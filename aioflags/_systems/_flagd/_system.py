@@ -6,12 +6,17 @@ from typing import TYPE_CHECKING, Any, Final, final
 
 from aioflags._client._ofcontext import flagd_context_from
 from aioflags._evaluation._data import EMPTY
-from aioflags._evaluation._flagd import GENERAL_RESULT, PARSE_ERROR_RESULT
-from aioflags._evaluation._model import compile_flagd_flag
 
 from . import _coverage, _tools, _words
 from ._configuration import FLAGD_CONFIGURATION
 from ._document import FLAGD_DOCUMENT
+from ._engine._compile import (
+    GENERAL_RESULT,
+    PARSE_ERROR_RESULT,
+    compile_flagd_flag,
+    large_targeting,
+    prebuild_flagd,
+)
 
 if TYPE_CHECKING:
     import logging
@@ -45,7 +50,7 @@ def typed_check(value: JSONValue, kind: type) -> tuple[bool, JSONValue]:
 
 @final
 class Flagd:
-    """flagd's flags: a flag object's ``"flagd"`` part (``_flagd_document.py`` makes them).
+    """flagd's flags: a flag object's ``"flagd"`` part (``_data/_definitions.py`` makes them).
 
     Its reasons are flagd's (``STATIC``, ``TARGETING_MATCH``, ``DEFAULT``,
     ``DISABLED``), its errors PARSE_ERROR (a definition flagd cannot
@@ -106,6 +111,14 @@ class Flagd:
     ) -> Context:
         """Flagd's context from a JSON body (``_ofcontext.flagd_context_from``)."""
         return flagd_context_from(targeting_key, attributes)
+
+    def is_large(self, definition: JSONValue) -> bool:
+        """A targeting of 2,000 nodes or more (``_engine._compile.large_targeting``)."""
+        return large_targeting(definition)
+
+    def prebuild(self, definitions: list[tuple[str, JSONValue]]) -> None:
+        """Their targeting built ahead (``_engine._compile.prebuild_flagd``)."""
+        prebuild_flagd([(k, d) for k, d in definitions if isinstance(d, dict)])
 
     def summary_text(
         self, flag: Mapping[str, JSONValue], definition: Mapping[str, JSONValue]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from aioflags._datasystem._sources._lint import same_json
+from aioflags._core._json import same_json
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

@@ -109,6 +109,13 @@ class LaunchDarkly:
         """LaunchDarkly's context from a JSON body (``_ofcontext.context_from``)."""
         return context_from(targeting_key, attributes, logger=logger or _logger)
 
+    def is_large(self, definition: JSONValue) -> bool:
+        """Never: a LaunchDarkly flag compiles on its first evaluation, at once."""
+        return False
+
+    def prebuild(self, definitions: list[tuple[str, JSONValue]]) -> None:
+        """Nothing to build ahead (:meth:`is_large` is never true)."""
+
     def summary_text(
         self, flag: Mapping[str, JSONValue], definition: Mapping[str, JSONValue]
     ) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Final
 
-from aioflags._datasystem._sources._lint import same_json
+from aioflags._core._json import same_json
 from aioflags._systems._text import whole
 
 if TYPE_CHECKING:

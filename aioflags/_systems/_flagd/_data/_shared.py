@@ -3,7 +3,7 @@
 A flagd document's ``$evaluators`` and a sync server's ``sync_context`` are
 carried once, as shared items (segments keyed by their content's digest),
 and each flag names the ones it uses
-(``aioflags/_datasystem/_flagd_document.py``): so the change set that the
+(``aioflags/_systems/_flagd/_data/_definitions.py``): so the change set that the
 data system, the flag plane, saved state and ``aioflags serve`` write out
 is as large as the document, not as the flags times what they share.
 
@@ -20,14 +20,19 @@ from typing import TYPE_CHECKING, Final
 
 from aioflags._core._frozen import set_field
 from aioflags._core._json import raw_object
+from aioflags._datasystem._datatypes import (
+    Change,
+    ChangeKind,
+    ChangeSet,
+    IntentCode,
+    ObjectKind,
+)
 
-from ._datatypes import Change, ChangeKind, ChangeSet, IntentCode, ObjectKind
-from ._flagd_document import SHARED_PREFIX, linked_flag, shared_value, shares
+from ._definitions import SHARED_PREFIX, linked_flag, shared_value, shares
 
 if TYPE_CHECKING:
     from aioflags._core._json import JSONObject, JSONValue
-
-    from ._datatypes import RawPut
+    from aioflags._datasystem._datatypes import RawPut
 
 __all__ = ["Shared", "link"]
 

@@ -32,9 +32,9 @@ from aioflags._datasystem._datatypes import (
     full_transfer,
     puts,
 )
-from aioflags._datasystem._flagd_document import FlagdDocumentError, flagd_flags
 from aioflags._datasystem._sources._backoff import Backoff
 from aioflags._datasystem._sources._cause import cause_of
+from aioflags._systems._flagd._data._definitions import FlagdDocumentError, flagd_flags
 
 from ._certs import CaFile, CaFileError
 from ._settings import hint
@@ -289,7 +289,7 @@ class Link:
         except Exception as exc:  # noqa: BLE001 - a document's fault, whatever it is, is its refusal (one line)
             cause = cause_of(exc)
         else:
-            # (what flags share first: written once, see _flagd_document.py)
+            # (what flags share first: written once, see _data/_definitions.py)
             return full_transfer(
                 puts(ObjectKind.SEGMENT, shared), puts(ObjectKind.FLAG, stamped)
             )

@@ -15,7 +15,7 @@ import struct
 from bisect import bisect_right
 from typing import TYPE_CHECKING, Any, Final
 
-from ._flagdops import RuleError
+from ._operators import RuleError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence

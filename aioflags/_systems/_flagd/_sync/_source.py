@@ -2,7 +2,7 @@
 
 ``DataSystem.flagd()`` builds both from one :class:`~._link.FlagdOptions`. Every
 message of flagd's sync protocol is the whole flag configuration (a flagd
-document, :mod:`aioflags._datasystem._flagd_document`): each becomes a full
+document, :mod:`aioflags._systems._flagd._data._definitions`): each becomes a full
 transfer, so a flag that is gone is gone. Its items are versioned by content
 (:class:`~aioflags._datasystem._sources._versions.ContentVersions`), so a
 message announces exactly the flags it changes.

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     import grpc.aio
 
     from aioflags._core._json import JSONObject, JSONValue
-    from aioflags._datasystem._sources._flagd import sync_pb2
+    from aioflags._systems._flagd._sync import sync_pb2
 
 __all__ = ["FlagdCall", "FlagdServer"]
 
@@ -290,7 +290,7 @@ class FlagdServer:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
-        from aioflags._datasystem._sources._flagd._link import release_grpc
+        from aioflags._systems._flagd._sync._link import release_grpc
 
         release_grpc(self._made)  # (its servers: gRPC's engine goes with this loop)
 
@@ -302,10 +302,10 @@ class FlagdServer:
             import grpc
             import grpc.aio
 
-            from aioflags._datasystem._sources._flagd import sync_pb2
+            from aioflags._systems._flagd._sync import sync_pb2
         except ImportError:
             raise ConfigurationError(_INSTALL) from None
-        from aioflags._datasystem._sources._flagd._link import check_asyncio
+        from aioflags._systems._flagd._sync._link import check_asyncio
 
         check_asyncio("FlagdServer")
         handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
@@ -510,7 +510,7 @@ class FlagdServer:
         request: sync_pb2.SyncFlagsRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[sync_pb2.SyncFlagsResponse]:
-        from aioflags._datasystem._sources._flagd import sync_pb2
+        from aioflags._systems._flagd._sync import sync_pb2
 
         call = self._record("SyncFlags", request, context)
         await self._refused(context)
@@ -546,7 +546,7 @@ class FlagdServer:
         request: sync_pb2.FetchAllFlagsRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> sync_pb2.FetchAllFlagsResponse:
-        from aioflags._datasystem._sources._flagd import sync_pb2
+        from aioflags._systems._flagd._sync import sync_pb2
 
         call = self._record("FetchAllFlags", request, context)
         await self._refused(context)
@@ -559,7 +559,7 @@ class FlagdServer:
         request: sync_pb2.GetMetadataRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> sync_pb2.GetMetadataResponse:
-        from aioflags._datasystem._sources._flagd import sync_pb2
+        from aioflags._systems._flagd._sync import sync_pb2
 
         self._record("GetMetadata", request, context)
         await self._refused(context)

@@ -32,8 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from aioflags._core._json import JSONValue
-
-    from ._context import Context
+    from aioflags._evaluation._context import Context
 
 __all__ = [
     "RuleError",

@@ -6,7 +6,7 @@ LaunchDarkly flags: the common forms are written inline (``if``, ``and``,
 ``or``, ``!``, ``==``/``===`` and their negations against a constant, ``in``
 a literal list or string, a literal ``var`` path, ``starts_with`` and
 ``ends_with`` against a constant, the comparisons with a constant number),
-the rest call the helpers of :mod:`._flagdops` (a real function each).
+the rest call the helpers of :mod:`._operators` (a real function each).
 
 The generated source holds fixed fragments and operand indices only: every
 string, number, ``var`` path, list and object of the rule is an item of the
@@ -22,7 +22,7 @@ Any depth and any width compile, in time linear in the rule's size, and
 Python's recursion limit is left as it is (:mod:`._jsonlogic_compiler`
 says how).
 
-The semantics are flagd's Python provider's (see :mod:`._flagdops`), with
+The semantics are flagd's Python provider's (see :mod:`._operators`), with
 one choice of flagd's own: an operator the rule names that flagd's schema
 does not know is a :class:`TargetingError` when the rule is compiled (the
 flag evaluates to ``PARSE_ERROR``), wherever it stands; the reference
@@ -34,10 +34,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
-from . import _flagdops as ops
+from aioflags._evaluation._generate import Front, generate
+
 from . import _fractional as frac
 from . import _jsonlogic_compiler as _jc
-from ._generate import Front, generate
+from . import _operators as ops
 from ._jsonlogic_compiler import (
     ROOT,
     Compiler,
@@ -53,8 +54,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from aioflags._core._json import JSONValue
+    from aioflags._evaluation._context import Context
 
-    from ._context import Context
     from ._jsonlogic_compiler import RulePath
 
 __all__ = [
@@ -190,7 +191,7 @@ def build_targeting(
     that is not an operator (``"on"``, ``true``, an object of several keys)
     is its own result. With ``choose``, ``run`` gives what the rule's value
     chooses instead (:class:`Choice`), and a rule that fails as it runs
-    (:class:`~._flagdops.RuleError`) gives ``choose.general``. ``static``:
+    (:class:`~._operators.RuleError`) gives ``choose.general``. ``static``:
     flagd's static context (a sync server's ``sync_context``), which the
     rule sees under the evaluation context's own attributes.
 

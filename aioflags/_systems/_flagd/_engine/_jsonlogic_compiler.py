@@ -2,7 +2,7 @@
 
 The front end of :mod:`._jsonlogic`: :class:`Compiler` walks a rule and
 writes each node's source, every literal an operand (``o[0]``, ``o[1]``...),
-the common forms inline and the rest a call of a :mod:`._flagdops` helper;
+the common forms inline and the rest a call of a :mod:`._operators` helper;
 the special forms (``if``, ``and``/``or``, ``var``, ``missing``, the list
 operators, ``fractional``, ``sem_ver``) are functions of the compiler, one
 per operator (:data:`_SPECIAL`). :func:`._jsonlogic.build_targeting` drives
@@ -23,8 +23,8 @@ from functools import partial
 from itertools import count
 from typing import TYPE_CHECKING, Final, cast
 
-from . import _flagdops as ops
 from . import _fractional as frac
+from . import _operators as ops
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -99,7 +99,7 @@ _CALLS: Final[dict[str, str]] = {
     "sem_ver": "_sem_ver",
 }
 #: Helpers whose result Python's truthiness reads as JsonLogic does (a
-#: bool, None, a string, a list): tested without :func:`._flagdops.truthy`.
+#: bool, None, a string, a list): tested without :func:`._operators.truthy`.
 _SAFE_CALLS: Final = frozenset(
     {
         "==", "!=", "===", "!==", "<", "<=", ">", ">=", "!", "!!", "in",

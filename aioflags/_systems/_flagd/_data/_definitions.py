@@ -22,7 +22,7 @@ apply), and the flag's metadata merged over the document's. Beside it, the
 fields every aioflags tool reads of any flag: ``key``, ``version``, ``on``
 (the state is ``ENABLED``) and ``variations`` (the variants' values, in
 order). The evaluation layer compiles the ``"flagd"`` part
-(``aioflags/_evaluation/_flagd.py``).
+(``aioflags/_systems/_flagd/_engine/_compile.py``).
 
 What flags share is written once, not once a flag (docs/flagd.md,
 "Limits"): given ``shared``, :func:`flagd_flags` writes each flag in its

@@ -1,9 +1,10 @@
 """flagd flags compiled into the same heads as LaunchDarkly's (flagd.md, "Evaluation").
 
 A flagd flag reaches the model as the ``"flagd"`` part of a flag object
-(``aioflags/_datasystem/_flagd_document.py`` reads flagd's documents
-into them). :func:`compile_flagd` compiles it into the fields of a
-``CompiledFlag`` (:class:`FlagdParts`), as ``_compile_flag_body`` does
+(``aioflags/_systems/_flagd/_data/_definitions.py`` reads flagd's documents
+into them); the model hands it to flagd's system, whose ``compile`` is
+:func:`compile_flagd_flag`. :func:`compile_flagd` compiles it into the
+fields of a ``CompiledFlag`` (:class:`FlagdParts`), as ``_compile_flag_body`` does
 LaunchDarkly's JSON: its results made once, and a head the pipeline runs
 like any other (door, find, run, answer are one for both):
 
@@ -34,14 +35,18 @@ import threading
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, NamedTuple, final
 
-from ._codegen import Code
+from aioflags._core._logname import client_logger
+from aioflags._evaluation._codegen import Code
+from aioflags._evaluation._model import _told
+from aioflags._evaluation._results import Reason, Result, own_cache
+
 from ._jsonlogic import TargetingError, build_targeting, constant_run
-from ._results import Reason, Result, own_cache
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from aioflags._core._json import JSONObject, JSONValue
+    from aioflags._evaluation._model import CompiledFlag
 
 
 __all__ = [
@@ -57,11 +62,14 @@ __all__ = [
     "FlagdParts",
     "Variants",
     "compile_flagd",
+    "compile_flagd_flag",
     "large_targeting",
     "prebuild_flagd",
     "targeting_outcomes",
     "variant_name",
 ]
+
+logger = client_logger("aioflags.evaluation")
 
 STATIC: Final = Reason({"kind": "STATIC"})
 TARGETING_MATCH: Final = Reason({"kind": "TARGETING_MATCH"})
@@ -329,3 +337,48 @@ def targeting_outcomes(rule: JSONValue) -> tuple[frozenset[str] | None, bool]:
             else:
                 return None, True
     return frozenset(names), none
+
+
+def compile_flagd_flag(flag: CompiledFlag, spec: JSONValue) -> None:
+    """Fill ``flag`` from its flagd part ``spec``; one flagd cannot evaluate is PARSE_ERROR, logged once.
+
+    flagd's system's ``compile`` (``Flagd.compile``, ``_system.py``): the
+    model's :func:`~aioflags._evaluation._model.compile_flag` calls it for
+    a flag object with a ``"flagd"`` part.
+    """
+    # A flagd flag even if it cannot be compiled: its evaluation context is
+    # flagd's (its system's), so PARSE_ERROR needs no targeting key.
+    flag.variant_names = ()
+    try:
+        if not isinstance(spec, dict):
+            raise FlagdFlagError("a flagd flag's definition must be an object")
+        parts = compile_flagd(flag.key, spec)
+    except FlagdFlagError as exc:
+        flag.malformed = str(exc)
+        flag.constant = PARSE_ERROR_RESULT
+        if _told("Flag", flag.key, flag.version):
+            logger.error(
+                "flagd flag %r cannot be evaluated and will evaluate to "
+                "PARSE_ERROR: %s",
+                flag.key,
+                exc,
+            )
+        return
+    flag.variant_names = parts.variant_names
+    flag.variations = parts.variations
+    flag.flag_metadata = parts.flag_metadata
+    flag.on = parts.on
+    flag.off_result = parts.off_result
+    flag.constant = parts.constant
+    if parts.code is not None:
+        flag.code = parts.code
+        names, none = targeting_outcomes(spec.get("targeting"))
+        variants = list(spec["variants"].items())  # (compile_flagd checked it)
+        servable = tuple(
+            at
+            for at, (name, value) in enumerate(variants)
+            if value is not None and (names is None or name in names)
+        )
+        default = spec.get("defaultVariant")
+        at_default = [at for at, (name, _) in enumerate(variants) if name == default]
+        flag.targeting_serves = (servable, none, at_default[0] if at_default else None)
