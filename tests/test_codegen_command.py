@@ -199,7 +199,7 @@ def test_the_same_flags_give_the_same_bytes(tmp_path: Path, flag_file: Path) -> 
 
 
 def _yaml(path: Path) -> Any:
-    import yaml  # type: ignore[import-untyped]
+    import yaml
 
     return yaml.safe_load(path.read_text())
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 from aioflags import Client, Config, Context, DataSystem, ProviderStatus
 from aioflags._cli._serving import watch

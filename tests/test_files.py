@@ -1002,7 +1002,7 @@ def test_a_safe_dump_of_shared_objects_loads_and_evaluates(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A script's ``yaml.safe_dump`` writes an object met twice as an alias (&id001)."""
-    import yaml  # type: ignore[import-untyped]
+    import yaml
 
     from aioflags.__main__ import main
 

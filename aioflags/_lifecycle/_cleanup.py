@@ -525,7 +525,7 @@ def _lost(before: bytes, after: bytes) -> list[str]:
 def _compiles(source: bytes, path: Path) -> bool:
     """Whether this Python parses ``source`` (the check a rewrite passes before it is written)."""
     try:
-        compile(source, str(path), "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+        ast.parse(source, str(path))
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return False
     return True

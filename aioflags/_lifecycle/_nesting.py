@@ -46,7 +46,7 @@ _CLOSE: Final = frozenset(")]}")
 def too_deep(text: str, path: Path) -> str | None:
     """Why ``text`` (the module at ``path``) must not go to libcst; None: it may."""
     try:
-        compile(text, str(path), "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+        ast.parse(text, str(path))
     except (RecursionError, MemoryError):
         return "nested too deep to parse (Python's own parser gives up on it)"
     except SyntaxError as exc:

@@ -129,7 +129,7 @@ def _parse_yaml(path: Path, text: str) -> Any:
         raise FlagFileError(
             f"{path}: YAML flag files need PyYAML: pip install 'aioflags[yaml]'"
         ) from None
-    import yaml  # type: ignore[import-untyped]
+    import yaml
 
     try:
         loader = JSONYamlLoader(text)

@@ -37,11 +37,11 @@ import math
 import re
 from typing import Any, ClassVar, Final
 
-import yaml  # type: ignore[import-untyped]
-from yaml.composer import ComposerError  # type: ignore[import-untyped]
-from yaml.constructor import ConstructorError  # type: ignore[import-untyped]
-from yaml.events import AliasEvent  # type: ignore[import-untyped]
-from yaml.nodes import MappingNode, Node, ScalarNode  # type: ignore[import-untyped]
+import yaml
+from yaml.composer import ComposerError
+from yaml.constructor import ConstructorError
+from yaml.events import AliasEvent
+from yaml.nodes import MappingNode, Node, ScalarNode
 
 __all__ = ["EXPANSION_DEPTH", "EXPANSION_FACTOR", "EXPANSION_FLOOR", "JSONYamlLoader"]
 
