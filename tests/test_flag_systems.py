@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import threading
@@ -24,7 +25,15 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from aioflags import Client, Config, Context, DataSystem
+from aioflags import (
+    Client,
+    Config,
+    Context,
+    DataSystem,
+    EventDetails,
+    ProviderEvent,
+    ProviderStatus,
+)
 from aioflags.__main__ import main
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._datasystem._config import flag_system_of, is_local
@@ -54,6 +63,7 @@ from tests.toy_system import (
     PREBUILT,
     TOY,
     TOY_CONFIGURATION,
+    ToySource,
     registered_toy,
     toy_flag,
 )
@@ -766,3 +776,122 @@ def test_issue96_datasystem_flagd_hands_over_to_flagds_system() -> None:
     )
     assert registered()[:2] == (LAUNCHDARKLY, FLAGD)
     assert flag_system_of(DataSystem.flagd()) == "flagd"
+
+
+# ------------------------------------------------------- the store, the plane
+def test_issue96_the_planes_environment_is_the_source_as_its_system_names_it() -> None:
+    from aioflags._datasystem._plane import _wire as wire
+
+    words = "toy at memory (one)"
+    toy = wire.environment_of(None, None, words, "toy")
+    assert toy == wire.environment_of("sdk-key", "mobile", words, "toy")
+    assert toy != wire.environment_of(None, None, words, "flagd")
+    assert toy != wire.environment_of(None, None, "toy at memory (two)", "toy")
+    # flagd's, as the processes of earlier versions hash it: they share a plane.
+    flagd = f"aioflags-plane:flagd:{words}".encode()
+    assert (
+        wire.environment_of(None, None, words, "flagd")
+        == (hashlib.sha256(flagd).hexdigest()[:32])
+    )
+    said = wire.read_hello(wire.hello(toy, source=words))
+    assert said == wire.Hello(wire.VERSION, toy, None, words)
+
+
+def _toy_config(source: ToySource, plane: str) -> Config:
+    return Config(
+        "sdk-key",
+        data_system=source.data_system(plane),
+        send_events=False,
+        ready_timeout=30,
+    )
+
+
+@pytest.mark.asyncio
+async def test_issue96_toy_flags_go_through_the_plane_to_a_follower(
+    toy: object, tmp_path: Path
+) -> None:
+    plane = str(tmp_path / "toys.plane")
+    words = "toy at memory (issue 96)"
+    leaders = ToySource(words, t=toy_flag("t", "everyone", u1="u1's"))
+    own = ToySource(words, t=toy_flag("t", "the follower's own"))
+    async with (
+        Client(_toy_config(leaders, plane)) as leader,
+        Client(_toy_config(own, plane)) as follower,
+    ):
+        assert (leader.plane_role, follower.plane_role) == ("leader", "follower")
+        assert follower.status is ProviderStatus.READY
+        detail = await follower.variation_detail("t", U1, "default")
+        assert (detail.value, detail.reason["kind"]) == ("u1's", "TOY_KEY")
+        assert await follower.variation("t", Context.create("u2"), "-") == "everyone"
+        snapshot = follower.snapshot()
+        assert snapshot.flag_format("t") == "toy"
+        assert (leaders.runs, own.runs) == (1, 0)  # (it follows: never runs its own)
+        # A change at the leader's toy source reaches the follower.
+        changed = anyio.Event()
+
+        def handler(_: EventDetails) -> None:
+            changed.set()
+
+        follower.add_handler(ProviderEvent.CONFIGURATION_CHANGED, handler)
+        leaders.put({**toy_flag("t", "everyone", u1="changed"), "version": 2})
+        with anyio.fail_after(30):
+            while await follower.variation("t", U1, "-") != "changed":
+                await changed.wait()
+                changed = anyio.Event()
+
+
+@pytest.mark.asyncio
+async def test_issue96_another_toy_source_on_the_plane_is_refused_naming_both(
+    toy: object, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    plane = str(tmp_path / "toys.plane")
+    first = ToySource("toy at memory (one)", t=toy_flag("t", "one"))
+    second = ToySource("toy at memory (two)", t=toy_flag("t", "two"))
+    async with (
+        Client(_toy_config(first, plane)) as leader,
+        Client(_toy_config(second, plane)) as stranger,
+    ):
+        assert (leader.plane_role, stranger.plane_role) == ("leader", None)
+        assert await stranger.variation("t", U1, "-") == "two"  # its own source
+        assert await leader.variation("t", U1, "-") == "one"
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert refusals and all(
+        "toy at memory (one)" in said and "toy at memory (two)" in said
+        for said in refusals
+    ), refusals
+
+
+def test_issue96_the_store_links_what_a_systems_flags_share_through_the_system(
+    toy: object,
+) -> None:
+    from aioflags._datasystem._payloads import object_meta
+    from aioflags.sources import Change, ChangeKind, ChangeSet, IntentCode, ObjectKind
+
+    def put(kind: ObjectKind, obj: dict[str, Any]) -> Change:
+        key = obj["key"]
+        return Change(action=ChangeKind.PUT, kind=kind, key=key, version=1, obj=obj)
+
+    colour = {"key": "toy:colour", "version": 1, "toy_value": "blue"}
+    shared_toy = {
+        "key": "t",
+        "version": 1,
+        "toy": {"value_from": "toy:colour", "by_key": {"u1": "red"}},
+    }
+    # A store reader reads the shared item with the flag: the toy names it.
+    assert object_meta(shared_toy) == (1, False, "stoy:colour")
+    store = Store()
+    full = (
+        put(ObjectKind.SEGMENT, colour),
+        put(ObjectKind.FLAG, shared_toy),
+        put(ObjectKind.FLAG, FLAGS["half"]),
+    )
+    store.apply_now(ChangeSet(intent=IntentCode.TRANSFER_FULL, changes=full))
+    u2 = Context.create("u2")
+    assert store.snapshot.variation("t", u2, None) == "blue"
+    assert store.snapshot.variation("t", U1, None) == "red"
+    assert store.snapshot.variation("half", U1, None) == 0.5
+    # A delta's toy names the item of before: the store held it for the toy.
+    later = {**shared_toy, "key": "u", "toy": {"value_from": "toy:colour"}}
+    delta = (put(ObjectKind.FLAG, later),)
+    store.apply_now(ChangeSet(intent=IntentCode.TRANSFER_CHANGES, changes=delta))
+    assert store.snapshot.variation("u", u2, None) == "blue"

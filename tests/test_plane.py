@@ -582,7 +582,7 @@ async def test_row234_N1_another_flagd_source_on_the_path_is_refused_naming_both
 async def test_row234_N1_the_hello_names_the_flag_source() -> None:
     """row 234 / N1: a flagd process's hello carries its source (target, selector, provider id, fractional), cut short to fit the hello's bound; the environment is the source's."""
     from aioflags._datasystem._plane import _wire as wire
-    from aioflags._datasystem._plane._config import flagd_source
+    from aioflags._systems._flagd._plane import plane_source as flagd_source
 
     source = flagd_source("127.0.0.1:8015", "source=a b", "web-1", 2)
     assert source == (
@@ -596,9 +596,11 @@ async def test_row234_N1_the_hello_names_the_flag_source() -> None:
         flagd_source("127.0.0.1:8015", "source=a b", "web-1", 3),
         None,
     ]
-    environment = wire.environment_of(None, None, source)
-    assert environment == wire.environment_of("sdk-key", "mobile", source)
-    assert all(wire.environment_of(None, None, o) != environment for o in others)
+    environment = wire.environment_of(None, None, source, "flagd")
+    assert environment == wire.environment_of("sdk-key", "mobile", source, "flagd")
+    assert all(
+        wire.environment_of(None, None, o, "flagd") != environment for o in others
+    )
     said = wire.read_hello(wire.hello(environment, source=source))
     assert said == wire.Hello(wire.VERSION, environment, None, source)
     # A long source and a refusal naming two: one line within the bound.

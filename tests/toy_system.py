@@ -27,9 +27,15 @@ system ``DataSystem.file(path, format="toy")``; ``TOY_RELOAD`` without
 ``TOY_FLAG_FILE`` is refused, naming both; docs/configuration.md's tables
 would show its options under ``toy``; a client's block over a data system
 of its flags tells it when it ends (``TOY_CONFIGURATION.blocks``).
-
 A toy keyed for :data:`LARGE` contexts or more is large: the store has the
 toy build it ahead, on a worker thread (``is_large``, ``prebuild``).
+Toys share too: ``{"value_from": "toy:NAME"}`` takes the value of the
+shared item (a segment) ``toy:NAME`` (``{"toy_value": V}``), which the store
+links in through the toy (``shared_keys``, ``link``).
+
+Its data source (:class:`ToySource`) runs on the flag plane: a follower
+serves the leader's toys, and the plane names the source as the toy writes
+it.
 """
 
 from __future__ import annotations
@@ -38,15 +44,19 @@ import contextlib
 import json
 import logging
 import threading
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
+
+import anyio
 
 from aioflags import Context, DataSystem
 from aioflags._client._ofcontext import ContextError
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._json import JSONObject, JSONValue
 from aioflags._core._options import Kind, Option, check, parse
+from aioflags._datasystem._context import mark_flag_system
+from aioflags._datasystem._plane._config import Plane
 from aioflags._datasystem._sources._files import EMPTY_FILE, FlagFileError
 from aioflags._evaluation._codegen import Code
 from aioflags._evaluation._model import (
@@ -57,6 +67,16 @@ from aioflags._evaluation._model import (
 )
 from aioflags._evaluation._results import Reason, Result, own_cache
 from aioflags._systems import register, unregister
+from aioflags.sources import (
+    Change,
+    ChangeKind,
+    ChangeSet,
+    IntentCode,
+    ObjectKind,
+    SourceContext,
+    SourceState,
+    Update,
+)
 
 BY_KEY: Final = Reason({"kind": "TOY_KEY"})
 EVERYONE: Final = Reason({"kind": "TOY_DEFAULT"})
@@ -397,6 +417,62 @@ class Toy:
     def prebuild(self, definitions: list[tuple[str, JSONValue]]) -> None:
         PREBUILT.append((threading.get_ident(), [key for key, _ in definitions]))
 
+    # What toys share: a toy with ``"value_from": "toy:NAME"`` takes its
+    # value for everyone from the shared item (a segment) ``toy:NAME``'s
+    # ``toy_value``, which the store links in (the toy's own held values).
+    def shared_keys(self, flag: JSONObject) -> Sequence[str]:
+        part = flag.get("toy")
+        named = part.get("value_from") if isinstance(part, dict) else None
+        return [named] if isinstance(named, str) else []
+
+    def link(
+        self, change_set: Any, held: dict[str, JSONValue]
+    ) -> tuple[Any, dict[str, JSONValue]]:
+        assert isinstance(change_set, ChangeSet)
+        if change_set.intent is IntentCode.TRANSFER_NONE:
+            return change_set, held
+        full = change_set.intent is IntentCode.TRANSFER_FULL
+        shared = {} if full else dict(held)
+        for change in change_set.changes:
+            if change.kind is ObjectKind.SEGMENT and change.key.startswith(SHARED):
+                obj = change.obj if change.action is ChangeKind.PUT else None
+                if isinstance(obj, dict):
+                    shared[change.key] = obj.get("toy_value")
+                else:
+                    shared.pop(change.key, None)
+        changes = tuple(_linked(change, shared) for change in change_set.changes)
+        if all(a is b for a, b in zip(changes, change_set.changes, strict=True)):
+            return change_set, shared
+        linked = ChangeSet(
+            intent=change_set.intent,
+            changes=changes,
+            selector=change_set.selector,
+            compare_versions=change_set.compare_versions,
+        )
+        return linked, shared
+
+
+#: The prefix of the items toys share (:meth:`Toy.link`).
+SHARED: Final = "toy:"
+
+
+def _linked(change: Change, shared: Mapping[str, JSONValue]) -> Change:
+    """``change``, a toy put naming a shared item the store holds, with its value put in."""
+    obj = change.obj if change.action is ChangeKind.PUT else None
+    part = obj.get("toy") if isinstance(obj, dict) else None
+    named = part.get("value_from") if isinstance(part, dict) else None
+    if not isinstance(named, str) or named not in shared:
+        return change
+    assert isinstance(obj, dict) and isinstance(part, dict)
+    value = {**part, "value": shared[named]}
+    return Change(
+        action=change.action,
+        kind=change.kind,
+        key=change.key,
+        version=change.version,
+        obj={**obj, "toy": value},
+    )
+
 
 TOY: Final = Toy()
 
@@ -419,3 +495,61 @@ def toy_flag(key: str, value: JSONValue, **by_key: JSONValue) -> JSONObject:
         "on": True,
         "toy": {"value": value, "by_key": by_key},
     }
+
+
+class ToySource:
+    """A toy data source: a synchronizer factory serving toy flags, and changes put while it runs.
+
+    Its data system (:meth:`data_system`) shares a flag plane the toy's way:
+    the plane carries the source's identity as the toy writes it
+    (:attr:`words`, ``Plane.source``) under the toy's name (``Plane.system``).
+    """
+
+    def __init__(self, words: str, **flags: JSONObject) -> None:
+        self.words = words
+        self.flags = dict(flags)
+        #: How many times the data system ran it (a follower's: never).
+        self.runs = 0
+        self._pending: list[JSONObject] = []
+        self._changed = anyio.Event()
+
+    def put(self, flag: JSONObject) -> None:
+        """Change (or add) a toy flag: the running source sends it."""
+        self.flags[str(flag["key"])] = flag
+        self._pending.append(flag)
+        self._changed.set()
+
+    def data_system(self, plane: str) -> DataSystem:
+        """A data system of this source alone, on the flag plane at ``plane``."""
+        # (``plane=`` takes a Plane as it is: the path, with the source's
+        # words and its system's name, which DataSystem.custom's own
+        # arguments do not say)
+        on_plane: Any = Plane(plane, self.words, "toy")
+        return DataSystem.custom(
+            synchronizers=[mark_flag_system(self, "toy")], plane=on_plane
+        )
+
+    async def __call__(self, context: SourceContext) -> AsyncGenerator[Update, None]:
+        self.runs += 1
+        flags, self._pending = list(self.flags.values()), []
+        yield _update(IntentCode.TRANSFER_FULL, flags)
+        while True:
+            await self._changed.wait()
+            self._changed = anyio.Event()
+            flags, self._pending = self._pending, []
+            yield _update(IntentCode.TRANSFER_CHANGES, flags)
+
+
+def _update(intent: IntentCode, flags: Sequence[JSONObject]) -> Update:
+    changes = tuple(
+        Change(
+            action=ChangeKind.PUT,
+            kind=ObjectKind.FLAG,
+            key=str(flag["key"]),
+            version=int(str(flag["version"])),
+            obj=flag,
+        )
+        for flag in flags
+    )
+    change_set = ChangeSet(intent=intent, changes=changes)
+    return Update(state=SourceState.VALID, change_set=change_set)

@@ -1,7 +1,9 @@
 """``aioflags plane PATH``: lead the flag plane at PATH for the workers of this host, with no app (a sidecar).
 
-The flag service is the one the ``AIOFLAGS_*`` variables describe, or with
-``FLAGD_RESOLVER=in-process`` the flagd sync server of the ``FLAGD_*`` ones.
+The flag service is the one the ``AIOFLAGS_*`` variables describe, or the
+data system a flag system's own variables describe (its configuration's
+``from_environment``: flagd's, with ``FLAGD_RESOLVER=in-process``, its sync
+server), as the workers' ``Config.from_env()`` reads them.
 """
 
 from __future__ import annotations
@@ -33,38 +35,36 @@ def run(args: argparse.Namespace) -> int:
 
     from aioflags._client._client import Client
     from aioflags._client._config import Config
-    from aioflags._client._environment import data_system_from_env
+    from aioflags._client._environment import data_system_from_env, refuse_unclaimed
     from aioflags._datasystem._config import DataSystem
 
-    # The data system the workers' Config.from_env() reads: flagd's, with
-    # FLAGD_RESOLVER; else the flag service of the SDK key.
+    # The data system the workers' Config.from_env() reads: a flag system's,
+    # from its variables (its source is what the plane names); else the
+    # flag service of the SDK key.
     try:
-        flagd = data_system_from_env(os.environ, plane=args.path)
-        system = flagd if flagd is not None else DataSystem.default(plane=args.path)
+        own = data_system_from_env(os.environ, plane=args.path)
+        system = own if own is not None else DataSystem.default(plane=args.path)
         config = Config.from_env(data_system=system, send_events=False)
     except ConfigurationError as exc:
         args.parser.error(str(exc))
-    stray = sorted(
-        name
-        for name, text in os.environ.items()
-        if name.startswith("FLAGD_") and name != "FLAGD_RESOLVER" and text.strip()
-    )
-    unread = (
-        f" ({', '.join(stray)} set, but not FLAGD_RESOLVER)"
-        if flagd is None and stray
-        else ""
-    )
-    if flagd is None and not config.sdk_key:
+    unread = None  # a flag system's variables, set in vain: what they lack
+    if own is None:
+        try:
+            refuse_unclaimed(os.environ)
+        except ConfigurationError as exc:
+            unread = str(exc)
+    if own is None and not config.sdk_key:
         return fail(
-            "aioflags plane needs the SDK key (AIOFLAGS_SDK_KEY) to lead for"
-            " the workers of one environment, or FLAGD_RESOLVER=in-process with"
-            f" FLAGD_HOST and FLAGD_PORT (or FLAGD_SOCKET_PATH) for flagd{unread}",
+            unread
+            or "aioflags plane needs the SDK key (AIOFLAGS_SDK_KEY) to lead for"
+            " the workers of one environment, or the variables of a flag"
+            " system's data system (docs/configuration.md)",
             2,
         )
     if unread:
         print(
-            f"warning: aioflags plane leads for the SDK key's environment{unread}:"
-            " set FLAGD_RESOLVER=in-process to lead for flagd instead",
+            "warning: aioflags plane leads for the SDK key's environment, and"
+            f" {unread}",
             file=sys.stderr,
         )
     from aioflags._datasystem._plane._lock import PlaneUnusable, check_usable
@@ -98,10 +98,11 @@ COMMAND = Command(
     name="plane",
     help="lead the flag plane at PATH for this host's workers (a sidecar)",
     description="Read the flag service that AIOFLAGS_* environment variables "
-    "describe (see Config.from_env), or with FLAGD_RESOLVER=in-process the "
-    "flagd sync server the FLAGD_* variables describe, and serve its data to "
+    "describe (see Config.from_env), or the source a flag system's own "
+    "variables describe (docs/configuration.md), and serve its data to "
     "the workers of this host that run DataSystem.default(plane=PATH), or "
-    "DataSystem.flagd(..., plane=PATH) with the same source (docs/scaling.md). "
+    "that flag system's preset with plane=PATH and the same source "
+    "(docs/scaling.md). "
     "While another process leads, it follows, and leads when that one goes. "
     "SIGTERM or Ctrl-C hands over and exits 0. It sends no analytics events.",
     add_args=add_args,

@@ -55,7 +55,8 @@ class SourceContext(Frozen):
         selector: returns the store's current selector (read it on every
             request: the basis must be recomputed each time).
         http: the client's shared ``httpx.AsyncClient`` (pooled connections).
-            A client whose sources are all local or flagd's, with no events
+            A client whose sources are all local or another flag system's
+            (``mark_flag_system``: a connection of their own), with no events
             to send, makes none: reading it then raises ``RuntimeError``.
         config: the client's configuration (its ``Config``), typed by the
             options a source may read: every one but ``data_system``,
@@ -96,7 +97,7 @@ class SourceContext(Frozen):
         if self._http is None:
             raise RuntimeError(
                 "this client made no HTTP client: every source of its data "
-                "system is local or reads flagd, and it sends no events"
+                "system is local or another flag system's, and it sends no events"
             )
         return self._http
 
@@ -202,19 +203,18 @@ def mark_local(source: _S) -> _S:
 
 
 #: The flag system whose flags a source serves, by source (unmarked:
-#: LaunchDarkly's, the default). flagd's sources (a sync server) have no
-#: LaunchDarkly behind them, so no analytics events unless the app names a
-#: recorder of its own: ``Config`` asks the system (``events_recorded``).
+#: LaunchDarkly's, the default). Another system's sources (flagd's: a sync
+#: server) have no LaunchDarkly behind them, so no analytics events unless
+#: the app names a recorder of its own: ``Config`` asks the system
+#: (``events_recorded``); and they talk to no flag service of LaunchDarkly's.
 _SOURCE_SYSTEMS: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
 
 
-def mark_flagd(source: _S) -> _S:
-    """Mark a source factory as one that reads a flagd sync server (flagd's flags)."""
-    return mark_flag_system(source, "flagd")
-
-
 def mark_flag_system(source: _S, name: str) -> _S:
-    """Mark a source factory as one that serves the flags of the flag system ``name``."""
+    """Mark a source factory as one that serves the flags of the flag system ``name``.
+
+    Unmarked, a source serves LaunchDarkly's flags, from its flag service.
+    """
     _SOURCE_SYSTEMS[source] = name
     return source
 
@@ -225,11 +225,6 @@ def source_flag_system(source: object) -> str | None:
         return _SOURCE_SYSTEMS.get(source)
     except TypeError:  # (a source no weak reference can name: never marked)
         return None
-
-
-def is_flagd_source(source: object) -> bool:
-    """Whether ``source`` was marked a flagd source (:func:`mark_flagd`)."""
-    return source_flag_system(source) == "flagd"
 
 
 #: The streaming synchronizers (what diagnostic events call "streaming").

@@ -22,7 +22,7 @@ from aioflags._core._json import (
 )
 from aioflags._core._logname import client_logger
 from aioflags._core._pacing import Pacer
-from aioflags._systems._flagd._data._definitions import shared_keys
+from aioflags._evaluation._model import system_of
 
 from ._datatypes import (
     Change,
@@ -95,8 +95,9 @@ def object_meta(obj: JSONObject, raw: str | None = None) -> ObjectMeta:
 
     Its own ``version`` (0 if it has none), whether it is ``deleted``, and
     the keys it reaches: prerequisite flags and ``segmentMatch`` segments
-    (for change notifications), and for a flagd flag in its shared form the
-    shared items it names (a store reader reads them with it). A superset
+    (for change notifications), and for a flag of another system than
+    LaunchDarkly's the shared items it names (``FlagSystem.shared_keys``:
+    a store reader reads them with it). A superset
     is harmless: keys in malformed entries are kept. ``raw``, the text the
     object came from, lets the common case (no ``segmentMatch`` in it) skip
     the walk over the rules.
@@ -106,8 +107,9 @@ def object_meta(obj: JSONObject, raw: str | None = None) -> ObjectMeta:
         version = 0
     if obj.get("deleted") is True:
         return (version, True)
-    if "flagd" in obj:
-        return (version, False, *["s" + key for key in shared_keys(obj)])
+    system = system_of(obj)[0]
+    if system.part is not None:
+        return (version, False, *["s" + key for key in system.shared_keys(obj)])
     items = obj.get("prerequisites")
     rules = obj.get("rules")  # (before the text search: most flags have none)
     if rules and (raw is None or "segmentMatch" in raw):

@@ -42,6 +42,7 @@ from aioflags._evaluation._model import (
     compile_flag,
     compile_segment,
     flag_tombstone,
+    registered,
     segment_tombstone,
     system_of,
 )
@@ -56,7 +57,6 @@ from aioflags._evaluation._tables import (
     make_segment,
     segment_table,
 )
-from aioflags._systems._flagd._data._shared import Shared, link
 
 from ._datatypes import (
     NO_SELECTOR,
@@ -164,6 +164,22 @@ def _large(
     return large
 
 
+def _link(
+    change_set: ChangeSet, held: Mapping[str, dict[str, JSONValue]]
+) -> tuple[ChangeSet, dict[str, dict[str, JSONValue]]]:
+    """``change_set`` linked by each flag system to what its flags share (``FlagSystem.link``).
+
+    ``held``: the shared values each system held before, by its name;
+    returned: those after ``change_set``.
+    """
+    shared = {}
+    for system in registered():
+        change_set, shared[system.name] = system.link(
+            change_set, held.get(system.name, {})
+        )
+    return change_set, shared
+
+
 def _segment_entry(
     change: Change | RawPut,
 ) -> tuple[CompiledSegment, tuple[_Node, ...]]:
@@ -221,8 +237,9 @@ class Store:
         #: change sets are applied: counting 100,000 flags is a stall).
         self.flag_count = 0
         self._selector = NO_SELECTOR
-        #: The values flagd flags share (``_systems/_flagd/_data/_shared.py``), by item key.
-        self._shared: Shared = {}
+        #: The values each flag system's flags share (flagd's evaluators:
+        #: ``FlagSystem.link``), by system name, then by item key.
+        self._shared: dict[str, dict[str, JSONValue]] = {}
         # node -> the nodes it uses; dependency -> the nodes that use it
         self._uses: dict[_Node, tuple[_Node, ...]] = {}
         self._dependents: dict[_Node, set[_Node]] | None = {}
@@ -252,7 +269,7 @@ class Store:
 
     async def apply(self, change_set: ChangeSet) -> frozenset[str]:
         """Apply a change set; return the keys of flags that may have changed."""
-        change_set, shared = link(change_set, self._shared)
+        change_set, shared = _link(change_set, self._shared)
         items, found, nodes = change_set._items, change_set._patterns, change_set._nodes
         patterns = held_patterns(items, found, nodes)  # None: something to compile
         if patterns is None:  # its patterns compiled off the event loop, first,
@@ -288,7 +305,7 @@ class Store:
 
     def apply_now(self, change_set: ChangeSet) -> frozenset[str]:
         """Apply a change set synchronously (for sync callers and tests)."""
-        change_set, self._shared = link(change_set, self._shared)
+        change_set, self._shared = _link(change_set, self._shared)
         patterns = compile_patterns(
             change_set._items, change_set._patterns, change_set._nodes
         )

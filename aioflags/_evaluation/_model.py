@@ -859,6 +859,45 @@ class FlagSystem(Protocol):
         """
         ...
 
+    # What the store (``aioflags/_datasystem/_store.py``) and the payloads
+    # (``_payloads.object_meta``) ask of what a system's flags share.
+    # LaunchDarkly's: nothing.
+    def shared_keys(self, flag: JSONObject) -> Sequence[str]:
+        """The keys of the shared items (segments) flag object ``flag`` names.
+
+        What its flags share, carried once (flagd's evaluators): a store
+        reader reads them with the flag (``_payloads.object_meta``).
+        """
+        ...
+
+    def link(
+        self, change_set: Any, held: dict[str, JSONValue]
+    ) -> tuple[Any, dict[str, JSONValue]]:
+        """``change_set`` with this system's flags linked to the shared values they name.
+
+        ``change_set``: a change set the store applies (the data system's
+        ``ChangeSet``, a layer above); ``held``: the shared values the
+        store held before it. Returns the change set to apply (itself when
+        nothing in it is linked) and the shared values held after it, which
+        the store keeps for the next one.
+        """
+        ...
+
+
+# What a system whose flags share nothing answers the store (LaunchDarkly's):
+# functions of this layer, so that ingest never calls up a layer
+# (tests/test_layering.py).
+def no_shared_keys(flag: JSONObject) -> Sequence[str]:
+    """``FlagSystem.shared_keys`` of a system whose flags share nothing."""
+    return ()
+
+
+def link_nothing(
+    change_set: Any, held: dict[str, JSONValue]
+) -> tuple[Any, dict[str, JSONValue]]:
+    """``FlagSystem.link`` of a system whose flags share nothing: the change set as it is."""
+    return change_set, held
+
 
 #: The registered systems, by name, in the order they registered.
 _SYSTEMS: Final[dict[str, FlagSystem]] = {}

@@ -9,7 +9,7 @@ from typing import Final, final
 from aioflags._core._exceptions import ConfigurationError
 from aioflags._core._frozen import Frozen, set_field
 
-__all__ = ["MAX_PATH_BYTES", "Plane", "flagd_source", "plane_of"]
+__all__ = ["MAX_PATH_BYTES", "Plane", "plane_of"]
 
 #: The longest Unix-socket path the platform takes, in bytes (``sun_path``
 #: with its terminating NUL: 108 bytes on Linux, 104 on macOS and the BSDs).
@@ -22,18 +22,23 @@ class Plane(Frozen):
 
     The lock is ``path + ".lock"`` beside it. Made by ``DataSystem``'s
     ``plane=`` (a ``str`` or ``os.PathLike``). ``source``: where the flags
-    come from when that is not the SDK key's environment (a flagd sync
-    server, its selector...: ``DataSystem.flagd``), as words; it is part of
-    what the plane's processes must share (:func:`._wire.environment_of`).
+    come from when that is not the SDK key's environment, as words its
+    flag system ``system`` (a name) writes (flagd's: its sync server,
+    selector...: ``DataSystem.flagd``); both are part of what the plane's
+    processes must share (:func:`._wire.environment_of`).
     """
 
-    __slots__ = ("path", "source")
+    __slots__ = ("path", "source", "system")
     path: str
     source: str | None
+    system: str | None
 
-    def __init__(self, path: str, source: str | None = None) -> None:
+    def __init__(
+        self, path: str, source: str | None = None, system: str | None = None
+    ) -> None:
         set_field(self, "path", path)
         set_field(self, "source", source)
+        set_field(self, "system", None if source is None else system)
 
     @property
     def lock_path(self) -> str:
@@ -43,37 +48,16 @@ class Plane(Frozen):
     def __repr__(self) -> str:
         if self.source is None:
             return f"Plane({self.path!r})"
-        return f"Plane({self.path!r}, source={self.source!r})"
+        return f"Plane({self.path!r}, source={self.source!r}, system={self.system!r})"
 
 
-def flagd_source(
-    target: str, selector: str | None, provider_id: str | None, fractional: int
-) -> str:
-    """A flagd data system's source as words: what its plane's processes must share.
-
-    The sync server (``host:port``, or ``unix:PATH``), the selector and
-    the provider id it is asked with, and the ``fractional`` bucketing
-    its flags are evaluated with: two apps that differ in any of these
-    must not serve each other's flags. Then the form its flags travel in:
-    what they share written once ("evaluators shared",
-    ``_systems/_flagd/_data/_definitions.py``), which an aioflags from before that cannot
-    read, so that its processes and these never share a plane. Quoted as
-    Python does (``ascii``), so that it is one line of ASCII whatever it
-    holds.
-    """
-    said = [f"selector {selector!a}"] if selector else []
-    if provider_id:
-        said.append(f"provider id {provider_id!a}")
-    said.append(f"fractional v{fractional}")
-    said.append("evaluators shared")
-    where = ascii(target)[1:-1]  # (its escapes, without the quotes)
-    return f"flagd at {where} ({', '.join(said)})"
-
-
-def plane_of(given: object, preset: str, source: str | None = None) -> Plane | None:
+def plane_of(
+    given: object, preset: str, source: str | None = None, system: str | None = None
+) -> Plane | None:
     """``plane=`` of ``DataSystem.<preset>()``, checked: a :class:`Plane`, or None.
 
-    ``source``: the flags' source, for a preset that does not read the SDK
+    ``source``: the flags' source in words, and ``system`` the name of the
+    flag system that wrote them, for a preset that does not read the SDK
     key's environment (:class:`Plane`).
 
     Raises:
@@ -83,7 +67,7 @@ def plane_of(given: object, preset: str, source: str | None = None) -> Plane | N
     if given is None:
         return None
     if isinstance(given, Plane):
-        return given if source is None else Plane(given.path, source)
+        return given if source is None else Plane(given.path, source, system)
     if not isinstance(given, (str, os.PathLike)):
         raise ConfigurationError(
             f"DataSystem.{preset}(plane=...) takes the path of the plane's Unix "
@@ -119,4 +103,4 @@ def plane_of(given: object, preset: str, source: str | None = None) -> Plane | N
         raise ConfigurationError(
             "the flag plane needs fcntl (flock), which this platform does not have"
         ) from None
-    return Plane(path, source)
+    return Plane(path, source, system)

@@ -135,7 +135,7 @@ async def follow(
 
     Ends at once when nothing listens at ``path`` (no leader yet).
     ``source``: this process's flag source in words, if not the SDK key's
-    (:func:`._config.flagd_source`).
+    (``Plane.source``).
 
     Raises:
         PlaneUnusable: something that is not a socket is at ``path``, or the

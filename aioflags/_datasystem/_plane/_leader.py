@@ -175,7 +175,7 @@ class PlaneServer:
     ``environment``: this process's (:func:`._wire.environment_of`);
     ``mirror``: the applied data as event texts; ``status``: the current
     data-source status; ``source``: its flag source in words, if not the
-    SDK key's (:func:`._config.flagd_source`). :meth:`publish` and :meth:`publish_status` are
+    SDK key's (``Plane.source``). :meth:`publish` and :meth:`publish_status` are
     synchronous and never block: they queue.
     """
 

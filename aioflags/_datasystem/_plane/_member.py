@@ -140,7 +140,7 @@ class PlaneMember:
         self._clock = clock
         self._random = context.random
         self._environment = environment_of(
-            config.sdk_key, config.payload_filter_key, plane.source
+            config.sdk_key, config.payload_filter_key, plane.source, plane.system
         )
         #: The applied data as event texts: for followers, and to serve
         #: them at once if this process comes to lead.

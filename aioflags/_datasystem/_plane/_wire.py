@@ -1,9 +1,10 @@
 """The plane's wire: a hello line each way, then FDv2 events, one JSON object a line.
 
 Each side's first line names the wire's version and the environment (a
-hash of the SDK key, never the key; of the flag source, for flagd), and,
-for a flag source other than the SDK key's (a flagd sync server), that
-source in words (percent-encoded: one token)::
+hash of the SDK key, never the key; of the flag source, for another flag
+system's), and, for a flag source other than the SDK key's (flagd's sync
+server), that source in words, as its flag system writes them
+(percent-encoded: one token)::
 
     aioflags-plane 1 <environment>[ source=<flagd at host:port (...)>]
 
@@ -66,17 +67,21 @@ _COMPACT: Final = (",", ":")
 
 
 def environment_of(
-    sdk_key: str | None, payload_filter: str | None = None, source: str | None = None
+    sdk_key: str | None,
+    payload_filter: str | None = None,
+    source: str | None = None,
+    system: str | None = None,
 ) -> str:
     """The environment a plane names: a hash of the SDK key and payload filter (never the key).
 
     The payload filter is part of it: a follower never takes a subset of
-    the flags another filter chose. With ``source`` (a flagd sync server,
-    :func:`._config.flagd_source`), the flags are that source's, whatever
-    the SDK key (it only sends events then): the hash is of the source.
+    the flags another filter chose. With ``source`` (in words, as the flag
+    system named ``system`` writes it: ``Plane.source``), the flags are that
+    source's, whatever the SDK key (it only sends events then): the hash is
+    of the system and the source.
     """
     if source is not None:
-        named = f"aioflags-plane:flagd:{source}"
+        named = f"aioflags-plane:{system}:{source}"
     else:
         named = f"aioflags-plane:{sdk_key or ''}:{payload_filter or ''}"
     return hashlib.sha256(named.encode()).hexdigest()[:32]
@@ -113,7 +118,7 @@ def hello(
     """This side's first line (the leader's, with ``refused``, says why it closes).
 
     ``source``: the flag source in words when it is not the SDK key's
-    environment (a flagd sync server): cut short to stay one short line.
+    environment (``Plane.source``): cut short to stay one short line.
     """
     line = f"{_MAGIC} {VERSION} {environment}"
     if source is not None:

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 from aioflags._core._options import check
 from aioflags._datasystem._config import DataSystem, check_file_reading
 from aioflags._datasystem._context import mark_flag_system, mark_streaming
-from aioflags._datasystem._plane._config import flagd_source, plane_of
+from aioflags._datasystem._plane._config import plane_of
+
+from ._plane import plane_source
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -109,9 +111,10 @@ def flagd_data_system(
         plane=plane_of(
             plane,
             "flagd",
-            flagd_source(
+            plane_source(
                 options.target, options.selector, options.provider_id, fractional
             ),
+            name,
         ),
         grace_period=float(retry_grace_period),
     )

@@ -9,6 +9,8 @@ from aioflags._evaluation._data import EMPTY
 
 from . import _coverage, _tools, _words
 from ._configuration import FLAGD_CONFIGURATION
+from ._data._definitions import shared_keys
+from ._data._shared import link
 from ._document import FLAGD_DOCUMENT
 from ._engine._compile import (
     GENERAL_RESULT,
@@ -210,6 +212,13 @@ class Flagd:
     ) -> list[str]:
         """DISABLED, targeting, no default variant, another value."""
         return _tools.settled_refusals(definition, value, subject)
+
+    # What the store asks of what its flags share: a document's
+    # ``$evaluators``, a sync server's ``sync_context``, carried once as
+    # shared items. (Functions of the layers below: ingest never calls up
+    # into this one.)
+    shared_keys = staticmethod(shared_keys)
+    link = staticmethod(link)
 
 
 #: flagd's system (``aioflags._systems`` registers it).

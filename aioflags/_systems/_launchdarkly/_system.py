@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Any, Final, final
 from aioflags._client._ofcontext import context_from
 from aioflags._evaluation._data import EMPTY
 from aioflags._evaluation._evaluate import ERROR_RESULTS, typed_check
-from aioflags._evaluation._model import MALFORMED, compile_launchdarkly
+from aioflags._evaluation._model import (
+    MALFORMED,
+    compile_launchdarkly,
+    link_nothing,
+    no_shared_keys,
+)
 
 from . import _coverage, _tools, _words
 
@@ -207,6 +212,12 @@ class LaunchDarkly:
     ) -> list[str]:
         """Off, prerequisites, targets, rules, a rollout, another variation."""
         return _tools.settled_refusals(definition, value, subject)
+
+    # What the store asks of what its flags share: nothing (they name their
+    # prerequisites and segments themselves). (Functions of the evaluation's
+    # layer: ingest never calls up into this one.)
+    shared_keys = staticmethod(no_shared_keys)
+    link = staticmethod(link_nothing)
 
 
 #: LaunchDarkly's system (``aioflags._systems`` registers it).
