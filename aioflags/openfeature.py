@@ -51,10 +51,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import datetime
+import functools
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, final
 
 try:
@@ -81,19 +80,25 @@ import anyio
 
 from ._client._blocking import Client as _Blocking
 from ._client._blocking import running_library as _running_library
-from ._client._client import Client
+from ._client._client import Client, openfeature_read
 from ._client._config import Config
 from ._client._events import EventDetails, ProviderEvent, ProviderStatus
 from ._client._ofcontext import (
     ContextCache,
     ContextError,
     context_from,
-    flagd_context_from,
+    given_context_from,
 )
+from ._client._ofcontext import json_value as _json
 from ._core._exceptions import ClientClosedError
 from ._evaluation._logonce import Occurrences
-from ._evaluation._snapshot import FlagSnapshot
-from ._systems import FLAGD, LAUNCHDARKLY
+from ._evaluation._pipeline import (
+    BOOL_VARIATION_DETAIL,
+    FLOAT_VARIATION_DETAIL,
+    INT_VARIATION_DETAIL,
+    JSON_VARIATION_DETAIL,
+    STRING_VARIATION_DETAIL,
+)
 
 #: The statuses a client settles on first (it keeps trying after ERROR).
 _SETTLED = (
@@ -104,13 +109,17 @@ _SETTLED = (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from openfeature.evaluation_context import EvaluationContext
     from openfeature.track import TrackingEventDetails
 
     from ._core._json import JSONValue
     from ._evaluation._context import Context
     from ._evaluation._model import CompiledFlag
-    from ._evaluation._results import EvaluationDetail
+    from ._evaluation._pipeline import Method
+    from ._evaluation._results import EvaluationDetail, Result
+    from ._evaluation._snapshot import FlagSnapshot
     from ._systems import FlagSystem
 
 __all__ = ["AioflagsProvider", "to_context", "to_flagd_context"]
@@ -121,41 +130,8 @@ _RECHECK_TIMEOUT: Final = 5.0
 
 
 # ------------------------------------------------------------------ contexts
-#: The exact types of the values that are JSON as they are (their
-#: subclasses take the isinstance checks).
-_PLAIN: Final = frozenset({str, int, float, bool, type(None)})
-
-
-def _json(value: object) -> JSONValue:
-    """OpenFeature attribute values as JSON (datetimes as RFC 3339 strings)."""
-    # Exact types first, one set lookup: a failed isinstance of a tuple of
-    # types costs ~1,300 CPU instructions (callgrind), and the ABC checks
-    # below ~1,500 each, per attribute per evaluation. Subclasses (an
-    # IntEnum, a str subclass) fall through to the same answers below.
-    if type(value) in _PLAIN:
-        return value  # (None, str, int, float, bool)
-    if type(value) is dict:
-        # (a name that is a str, a value of a plain type: as they are,
-        # without a call each)
-        return {
-            k if type(k) is str else str(k): v if type(v) in _PLAIN else _json(v)
-            for k, v in value.items()
-        }
-    if type(value) is list:
-        return [v if type(v) in _PLAIN else _json(v) for v in value]
-    if isinstance(value, (str, int, float)):
-        return value
-    if isinstance(value, list):
-        return [_json(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _json(v) for k, v in value.items()}
-    if isinstance(value, datetime.datetime):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): _json(v) for k, v in value.items()}
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return [_json(v) for v in value]
-    return value
+#: The attributes of no context (None): none.
+_NO_ATTRIBUTES: Final[dict[str, Any]] = {}
 
 
 def to_context(evaluation_context: EvaluationContext | None) -> Context:
@@ -173,23 +149,17 @@ def to_context(evaluation_context: EvaluationContext | None) -> Context:
         TargetingKeyMissingError: no key.
         InvalidContextError: anything else LaunchDarkly would refuse.
     """
-    key = evaluation_context.targeting_key if evaluation_context else None
-    # (a value of a plain type, a name that is a str: as they are, without
-    # a call each)
-    attributes = (
-        {
-            k if type(k) is str else str(k): v if type(v) in _PLAIN else _json(v)
-            for k, v in evaluation_context.attributes.items()
-        }
-        if evaluation_context
-        else {}
-    )
+    key: str | None = None
+    attributes: Mapping[str, Any] = _NO_ATTRIBUTES
+    if evaluation_context is not None:
+        key, attributes = (
+            evaluation_context.targeting_key,
+            evaluation_context.attributes,
+        )
     try:
         return context_from(key, attributes, logger=logger)
     except ContextError as exc:
-        if exc.code == "TARGETING_KEY_MISSING":
-            raise TargetingKeyMissingError(str(exc)) from None
-        raise InvalidContextError(str(exc)) from None
+        raise _refused(exc) from None
 
 
 # ------------------------------------------------------------------- reasons
@@ -207,13 +177,20 @@ def to_flagd_context(evaluation_context: EvaluationContext | None) -> Context:
     Added in version 0.2.0.
     """
     if evaluation_context is None:
-        return flagd_context_from(None, {})
+        return given_context_from(None, {})
     try:
-        return flagd_context_from(
-            evaluation_context.targeting_key, evaluation_context.attributes, _json
+        return given_context_from(
+            evaluation_context.targeting_key, evaluation_context.attributes
         )
     except ContextError as exc:
-        raise InvalidContextError(str(exc)) from None
+        raise _refused(exc) from None
+
+
+def _refused(exc: ContextError) -> TargetingKeyMissingError | InvalidContextError:
+    """The SDK's exception for a context a mapping refused (``exc``)."""
+    if exc.code == "TARGETING_KEY_MISSING":
+        return TargetingKeyMissingError(str(exc))
+    return InvalidContextError(str(exc))
 
 
 def _context_for(
@@ -221,36 +198,45 @@ def _context_for(
 ) -> Context:
     """An OpenFeature context as ``system`` (the flag's; None: no flag) maps it.
 
-    The hook for the provider's own context mapping (issue 96: the
-    ``provider`` slice makes it the system's): LaunchDarkly's and flagd's
-    systems map it here, fast (:func:`to_context`, :func:`to_flagd_context`);
-    a key with no flag takes flagd's (not found either way: no context
-    refused for want of a key); any other system, its own mapping
-    (``FlagSystem.context_from``) of the attributes as JSON.
+    The flag's system maps it (``FlagSystem.context_from``, which makes
+    OpenFeature's values JSON in its one pass). A key with no flag takes
+    the attributes as given (``given_context_from``: no context refused
+    for want of a key, the answer is FLAG_NOT_FOUND all the same).
     """
-    fast = _OPENFEATURE_CONTEXTS.get(system)
-    if fast is not None:
-        return fast(evaluation_context)
-    assert system is not None  # (None: flagd's mapping)
-    key = evaluation_context.targeting_key if evaluation_context else None
-    attributes = (
-        {str(k): _json(v) for k, v in evaluation_context.attributes.items()}
-        if evaluation_context
-        else {}
-    )
+    key: str | None = None
+    attributes: Mapping[str, Any] = _NO_ATTRIBUTES
+    if evaluation_context is not None:
+        key, attributes = (
+            evaluation_context.targeting_key,
+            evaluation_context.attributes,
+        )
     try:
+        if system is None:
+            return given_context_from(key, attributes)
         return system.context_from(key, attributes, logger)
     except ContextError as exc:
-        if exc.code == "TARGETING_KEY_MISSING":
-            raise TargetingKeyMissingError(str(exc)) from None
-        raise InvalidContextError(str(exc)) from None
+        raise _refused(exc) from None
 
 
-#: The OpenFeature context mappings of the systems the provider maps itself
-#: (keyed by the system object; None: a key with no flag).
-_OPENFEATURE_CONTEXTS: Final[
-    dict[FlagSystem | None, Callable[[EvaluationContext | None], Context]]
-] = {LAUNCHDARKLY: to_context, FLAGD: to_flagd_context, None: to_flagd_context}
+def _mapping(system: FlagSystem | None) -> Callable[[EvaluationContext], Context]:
+    """What maps an OpenFeature context (not None) for ``system``'s flags (None: a key with no flag).
+
+    :func:`_context_for`, with the system's mapping bound once: it runs
+    for every context not kept (a new object per call: every call).
+    """
+    if system is None:
+        return functools.partial(_context_for, None)
+    context_from = system.context_from
+
+    def mapping(evaluation_context: EvaluationContext) -> Context:
+        try:
+            return context_from(
+                evaluation_context.targeting_key, evaluation_context.attributes, logger
+            )
+        except ContextError as exc:
+            raise _refused(exc) from None
+
+    return mapping
 
 
 def _reason(word: str) -> Reason | str:
@@ -277,22 +263,22 @@ def _raise_for(detail: EvaluationDetail[Any], status: ProviderStatus) -> None:
     raise GeneralError(f"evaluation failed: {error}")
 
 
-#: What the provider answers of a detail: (the detail, the resolver kind,
+#: What the provider answers of a result: (the result, the resolver kind,
 #: ``FlagResolutionDetails``' arguments in its fields' order: the value, no
 #: error code, no error message, the reason, the variant, the metadata).
-_Answers: TypeAlias = "tuple[EvaluationDetail[Any], str, tuple[Any, None, None, Reason | str, str | None, Mapping[str, JSONValue]]]"
+_Answers: TypeAlias = "tuple[Result, str, tuple[Any, None, None, Reason | str, str | None, Mapping[str, JSONValue]]]"
 
 #: The status whose client raises at every evaluation.
 _FATAL: Final = ProviderStatus.FATAL
 
-#: The snapshot's typed evaluation method for each resolver kind (its
-#: function: called without a bound method made per call).
-_TYPED_DETAIL: Final[dict[str, Callable[..., EvaluationDetail[Any]]]] = {
-    "bool": FlagSnapshot.bool_variation_detail,
-    "int": FlagSnapshot.int_variation_detail,
-    "float": FlagSnapshot.float_variation_detail,
-    "str": FlagSnapshot.string_variation_detail,
-    "object": FlagSnapshot.json_variation_detail,
+#: The snapshot's typed evaluation method for each resolver kind (what
+#: its ``*_variation_detail`` methods answer with).
+_TYPED_DETAIL: Final[dict[str, Method[EvaluationDetail[Any]]]] = {
+    "bool": BOOL_VARIATION_DETAIL,
+    "int": INT_VARIATION_DETAIL,
+    "float": FLOAT_VARIATION_DETAIL,
+    "str": STRING_VARIATION_DETAIL,
+    "object": JSON_VARIATION_DETAIL,
 }
 
 #: The answers a compiled flag keeps (``CompiledFlag.openfeature``); when
@@ -304,19 +290,20 @@ def _answers(
     snapshot: FlagSnapshot,
     key: str,
     flag: CompiledFlag | None,
+    result: Result,
     detail: EvaluationDetail[Any],
     kind: str,
     status: ProviderStatus,
 ) -> _Answers:
-    """What OpenFeature reports of ``detail``, an evaluation of ``flag`` (``key``) for resolver ``kind``.
+    """What OpenFeature reports of ``detail`` (``result``'s), an evaluation of ``flag`` (``key``) for resolver ``kind``.
 
     Raises the SDK's exception for an error (:func:`_raise_for`) or a value
-    OpenFeature does not take for ``kind``. A detail that serves a
-    variation is a compiled result's own, the same object at every
+    OpenFeature does not take for ``kind``. A result that serves a
+    variation is a compiled flag's own, the same object at every
     evaluation that ends there, and a flag version's reasons, variants and
     metadata never change: its answers are kept on the flag
-    (``CompiledFlag.openfeature``, by the detail's identity; the entry
-    holds the detail, so that identity is not reused while it is kept).
+    (``CompiledFlag.openfeature``, by the result's identity; the entry
+    holds the result, so that identity is not reused while it is kept).
     """
     _raise_for(detail, status)
     value: Any = detail.value
@@ -327,12 +314,12 @@ def _answers(
     if kind == "float" and isinstance(value, float) and not math.isfinite(value):
         raise TypeMismatchError("the flag's value is not a finite number")
     word, variant, metadata = snapshot.openfeature_details(key, detail)
-    answers = (detail, kind, (value, None, None, _reason(word), variant, metadata))
-    if flag is not None and detail.variation_index is not None:
+    answers = (result, kind, (value, None, None, _reason(word), variant, metadata))
+    if flag is not None and result.variation_index is not None:
         kept = flag.openfeature
         if len(kept) >= _KEPT_ANSWERS:
             kept.clear()
-        kept[id(detail)] = answers
+        kept[id(result)] = answers
     return answers
 
 
@@ -401,20 +388,10 @@ class AioflagsProvider(AbstractProvider):
         #: each kind is a WARNING, the rest DEBUG (it may be every call).
         self._dropped_tracks = Occurrences(8)
         #: The contexts of the OpenFeature contexts evaluated again, by the
-        #: system whose mapping made them (None: a key with no flag, mapped
-        #: as flagd's), beside that mapping: the same object, unchanged, is
-        #: not mapped again.
-        self._contexts = ContextCache()
-        self._flagd_contexts = ContextCache()
-        flagd = (self._flagd_contexts, to_flagd_context)
-        self._caches: dict[
-            FlagSystem | None,
-            tuple[ContextCache, Callable[[EvaluationContext], Context]],
-        ] = {
-            LAUNCHDARKLY: (self._contexts, to_context),
-            FLAGD: flagd,
-            None: flagd,
-        }
+        #: system whose mapping made them (None: a key with no flag): the
+        #: same object, unchanged, is not mapped again (one cache a system,
+        #: made at its first flag).
+        self._contexts: dict[FlagSystem | None, ContextCache] = {}
 
     @property
     def client(self) -> Client:
@@ -709,30 +686,49 @@ class AioflagsProvider(AbstractProvider):
     ) -> FlagResolutionDetails[Any]:
         # One frame and one lookup of the flag per call (issue 96): the
         # compiled flag gives its system (the context's mapping) and keeps
-        # the OpenFeature answers of its details (_answers); the evaluation
-        # is the snapshot's typed one, called without its method's frame.
-        client = self._client
-        status = client.status
+        # the OpenFeature answers of its results (_answers). The client's
+        # status and snapshot, and that snapshot's data and steps, come in
+        # one call (openfeature_read); the flag first from those made so
+        # far, a plain dict (the snapshot's lookup after).
+        status, snapshot, data, step = openfeature_read(self._client)
         if status is _FATAL:
             raise ProviderFatalError("the aioflags client is FATAL")
-        snapshot = client.snapshot()
-        flag = snapshot.openfeature_flag(flag_key)
+        flag = data.matcher.hot.get(flag_key)
+        if flag is None:
+            flag = snapshot.openfeature_flag(flag_key)
+        elif flag.deleted:
+            flag = None
         system = None if flag is None else flag.system
-        # The context as the flag's system maps OpenFeature's (kept for an
-        # object seen again: ContextCache).
-        kept = self._caches.get(system)
-        if kept is None or evaluation_context is None:
-            context = _context_for(system, evaluation_context)
+        # The context as the flag's system maps OpenFeature's, kept for an
+        # object seen again unchanged (ContextCache: its hit, inline).
+        cache = self._contexts.get(system)
+        if cache is None:
+            cache = self._contexts.setdefault(system, ContextCache(_mapping(system)))
+        if evaluation_context is None:
+            context = _context_for(system, None)
         else:
-            context = kept[0].get(evaluation_context, kept[1])
-        # The types as its system has them, in the evaluation's one type
-        # step (flagd's: no number converted to another, no boolean a number).
-        detail = _TYPED_DETAIL[kind](snapshot, flag_key, context, default_value)
+            entry = cache.kept.get(id(evaluation_context))
+            if (
+                entry is not None
+                and entry[1] is evaluation_context.targeting_key
+                and evaluation_context.attributes == entry[2]
+            ):
+                context = entry[3]
+            else:
+                context = cache.miss(evaluation_context, entry)
+        # The composition's steps (Evaluation.answer's, without its frame
+        # and the method's answer: a kept answer is the result's), the types
+        # as the flag's system has them in the pipeline's one type step.
+        method = _TYPED_DETAIL[kind]
+        result = step.evaluate(data, method, flag_key, context, default_value)
         if flag is not None:
-            answers = flag.openfeature.get(id(detail))
-            if answers is not None and answers[0] is detail and answers[1] is kind:
+            answers = flag.openfeature.get(id(result))
+            # (answers[0] is result: the entry holds it, so no other
+            # object has its id while it is kept)
+            if answers is not None and answers[1] is kind:
                 return FlagResolutionDetails(*answers[2])
-        answers = _answers(snapshot, flag_key, flag, detail, kind, status)
+        detail = method.answer(result, default_value)
+        answers = _answers(snapshot, flag_key, flag, result, detail, kind, status)
         return FlagResolutionDetails(*answers[2])
 
     def resolve_boolean_details(

@@ -29,22 +29,28 @@ The windows:
 - ``mapped+eval``: the same, on a context mapped in the loop (a new
   ``Context`` per call), minus ``mapping``: what a fresh context adds to
   the evaluation;
-- ``status``: ``client.status``;
-- ``snapshot``: the provider's read of the client's snapshot;
+- ``read``: ``openfeature_read(client)``, the provider's one read of the
+  client: its status, its snapshot, that snapshot's data and steps;
 - ``context``: the provider's context step: its cache of mapped contexts
-  (``ContextCache.get``), each context kept (issue 96);
+  (``ContextCache.get``; the provider makes its hit test inline), each
+  context kept (issue 96);
 - ``mapping``: ``to_flagd_context`` / ``to_context``, what a context not
   kept costs (a new object's: ``new objects`` minus ``provider``, about);
-- ``lookup``: the provider's one lookup of the compiled flag (its system
-  picks the mapping; it keeps the OpenFeature answers);
-- ``answers``: the lookup of the answers the flag keeps for the detail
-  (reason, variant, metadata: mapped once per flag version and detail);
+- ``lookup``: the provider's lookup of the compiled flag (its system picks
+  the mapping; it keeps the OpenFeature answers), in the flags made so far
+  (``SnapshotData.matcher.hot``);
+- ``answers``: the lookup of the answers the flag keeps for the result of
+  the composition's steps (reason, variant, metadata: mapped once per flag
+  version and result);
 - ``details``: OpenFeature's ``FlagResolutionDetails(...)`` of ready
   arguments, positional from the tuple the flag keeps (the SDK's type:
   it stays);
 - ``fresh``: ``mapped+eval`` minus ``mapping`` and ``evaluation``;
 - ``rest``: ``provider`` minus the others (``_resolve``'s frames, the
-  checks of the answers kept, the context cache's lookup).
+  checks of the answers kept, the context cache's lookup; negative: the
+  provider runs the composition's steps itself, without
+  ``Evaluation.answer``'s frame and the method's answer that
+  ``evaluation`` counts).
 
 Printed beside them: ``above``, ``provider`` minus ``evaluation`` (issue
 96's budget: at most 8,000), and the same for ``new objects``.
@@ -79,8 +85,7 @@ STEPS = [
     "new objects",
     "evaluation",
     "mapped+eval",
-    "status",
-    "snapshot",
+    "read",
     "context",
     "mapping",
     "lookup",
@@ -96,6 +101,9 @@ async def child(keys: list[str], paths: list[str], evaluations: int) -> None:
     from openfeature.flag_evaluation import FlagResolutionDetails
 
     import aioflags
+    from aioflags._client._client import openfeature_read
+    from aioflags._client._ofcontext import ContextCache
+    from aioflags._evaluation._pipeline import STRING_VARIATION_DETAIL
     from aioflags.openfeature import AioflagsProvider, to_context, to_flagd_context
 
     ofs = contexts()
@@ -124,14 +132,20 @@ async def child(keys: list[str], paths: list[str], evaluations: int) -> None:
                 if step == "new objects"
                 else []
             )
-            # (the provider's own cache of mapped contexts, this flag's kind)
-            cache = provider._flagd_contexts if flagd else provider._contexts
+            # (a cache of mapped contexts as the provider keeps, this flag's kind)
+            cache = ContextCache(mapping)
             flag = snapshot.openfeature_flag(key)
             assert flag is not None
-            if step in ("provider", "context"):  # (each context seen twice: kept)
+            if step == "provider":  # (each context seen twice: kept)
                 for c in ofs + ofs:
-                    cache.get(c, mapping)
+                    provider.resolve_string_details(key, "x", c)
+            elif step == "context":
+                for c in ofs + ofs:
+                    cache.get(c)
             detail = evaluate(key, ours[1], "x")
+            _, _, data, step_ = openfeature_read(client)
+            hot = data.matcher.hot
+            result = step_.evaluate(data, STRING_VARIATION_DETAIL, key, ours[1], "x")
             about = snapshot.openfeature_details(key, detail)
             value, reason, variant, metadata = detail.value, *about
             arguments = (value, None, None, reason, variant, metadata)
@@ -149,27 +163,23 @@ async def child(keys: list[str], paths: list[str], evaluations: int) -> None:
             elif step == "mapped+eval":
                 for i in range(n):
                     evaluate(key, mapping(ofs[i % CONTEXTS]), "x")
-            elif step == "status":
+            elif step == "read":
                 for i in range(n):
-                    _ = client.status
-                    ofs[i % CONTEXTS]
-            elif step == "snapshot":
-                for i in range(n):
-                    client.snapshot()
+                    openfeature_read(client)
                     ofs[i % CONTEXTS]
             elif step == "context":
                 for i in range(n):
-                    cache.get(ofs[i % CONTEXTS], mapping)
+                    cache.get(ofs[i % CONTEXTS])
             elif step == "mapping":
                 for i in range(n):
                     mapping(ofs[i % CONTEXTS])
             elif step == "lookup":
                 for i in range(n):
-                    snapshot.openfeature_flag(key)
+                    hot.get(key)
                     ofs[i % CONTEXTS]
             elif step == "answers":
                 for i in range(n):
-                    flag.openfeature.get(id(detail))
+                    flag.openfeature.get(id(result))
                     ofs[i % CONTEXTS]
             elif step == "details":
                 for i in range(n):

@@ -144,7 +144,7 @@ def test_a_rule_flagd_cannot_apply_is_a_parse_error_said_once(
 
 
 def test_a_keyless_context_has_a_null_targeting_key() -> None:
-    keyless = Context._flagd(None, {"email": "x@example.com"})
+    keyless = Context._given(None, {"email": "x@example.com"})
     targeting = {
         "if": [
             {"==": [{"var": "targetingKey"}, None]},

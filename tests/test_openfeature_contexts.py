@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,14 @@ from openfeature.exception import TargetingKeyMissingError, TypeMismatchError
 
 from aioflags import Client, Config, DataSystem, ProviderStatus
 from aioflags._client import _ofcontext
+from aioflags._client._client import openfeature_read
 from aioflags._client._ofcontext import ContextCache
-from aioflags.openfeature import AioflagsProvider, to_context, to_flagd_context
+from aioflags.openfeature import (
+    _TYPED_DETAIL,
+    AioflagsProvider,
+    to_context,
+    to_flagd_context,
+)
 
 #: A flagd flag and a LaunchDarkly flag, each "staff" for an email at
 #: example.com (the flagd one reads it nested too, under "user").
@@ -115,13 +122,13 @@ def _counting(mapping: Any) -> tuple[list[int], Any]:
 
 
 def test_issue96_the_same_unchanged_object_is_mapped_twice_then_reused() -> None:
-    cache = ContextCache()
     calls, mapping = _counting(to_flagd_context)
+    cache = ContextCache(mapping)
     attributes: Any = {"user": {"id": "u", "tags": ["a", None]}}  # (None: JSON's null)
     context = EvaluationContext("k1", attributes)
-    first = cache.get(context, mapping)
-    second = cache.get(context, mapping)
-    kept = [cache.get(context, mapping) for _ in range(5)]
+    first = cache.get(context)
+    second = cache.get(context)
+    kept = [cache.get(context) for _ in range(5)]
     assert len(calls) == 2  # seen once, then kept
     assert all(k is second for k in kept)
     assert first is not second
@@ -129,10 +136,10 @@ def test_issue96_the_same_unchanged_object_is_mapped_twice_then_reused() -> None
 
 
 def test_issue96_a_new_object_per_call_is_mapped_each_time() -> None:
-    cache = ContextCache()
     calls, mapping = _counting(to_context)
+    cache = ContextCache(mapping)
     for _ in range(5):
-        cache.get(EvaluationContext("k1", {"email": "a@example.com"}), mapping)
+        cache.get(EvaluationContext("k1", {"email": "a@example.com"}))
     assert len(calls) == 5
 
 
@@ -154,21 +161,22 @@ def test_issue96_numbers_datetimes_and_tuples_are_never_kept(
 ) -> None:
     # (1 == 1.0 == True, and each maps otherwise: equality cannot tell them
     # apart, so such a context is mapped every time)
-    cache = ContextCache()
     calls, mapping = _counting(to_flagd_context)
+    cache = ContextCache(mapping)
     context = EvaluationContext("k1", attributes)
     for _ in range(4):
-        cache.get(context, mapping)
+        cache.get(context)
     assert len(calls) == 4
 
 
 def test_issue96_the_cache_is_bounded() -> None:
-    cache = ContextCache()
+    cache = ContextCache(to_flagd_context)
     contexts = [EvaluationContext(f"k{i}", {}) for i in range(200)]
     for context in contexts:
-        cache.get(context, to_flagd_context)
-        cache.get(context, to_flagd_context)
-    assert len(cache._entries) <= _ofcontext._CACHED
+        cache.get(context)
+        cache.get(context)
+    assert len(cache.kept) <= _ofcontext._CACHED
+    assert len(cache._seen) <= _ofcontext._CACHED
 
 
 async def _seen_twice(
@@ -250,9 +258,12 @@ async def test_issue96_a_kept_context_answers_as_a_fresh_one(
     provider: AioflagsProvider,
 ) -> None:
     context = EvaluationContext("k1", {"email": "ann@example.com", "kind": "user"})
-    kept = provider._contexts
     await _seen_twice(provider, "ld-staff", context)
-    assert kept.get(context, to_context)._values == to_context(context)._values
+    flag = provider.client.snapshot().openfeature_flag("ld-staff")
+    assert flag is not None
+    kept = provider._contexts[flag.system]  # (the LaunchDarkly system's)
+    assert id(context) in kept.kept
+    assert kept.get(context)._values == to_context(context)._values
 
 
 @pytest.mark.asyncio
@@ -296,3 +307,35 @@ async def test_issue96_a_flag_keeps_its_openfeature_answers_per_detail(
         with pytest.raises(TypeMismatchError):
             provider.resolve_float_details(key, 1.5, staff)
         assert len(flag.openfeature) == 2
+
+
+@pytest.mark.asyncio
+async def test_issue96_the_provider_reads_the_client_as_its_status_and_snapshot(
+    provider: AioflagsProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What ``openfeature_read`` gives the provider is what the public reads give.
+
+    The client's status and snapshot (``Client.status``, with its fork
+    check, and ``Client.snapshot()`` without their frames), and the
+    snapshot's data and steps, which the provider runs itself
+    (``Evaluation.answer`` without its frame and the method's answer on
+    a kept answer): each is pinned here against the public read.
+    """
+    client = provider.client
+    status, snapshot, data, step = openfeature_read(client)
+    assert status is client.status
+    assert snapshot is client.snapshot()
+    staff = EvaluationContext("k1", {"email": "ann@example.com"})
+    for key, mapping in (("flagd-staff", to_flagd_context), ("ld-staff", to_context)):
+        context = mapping(staff)
+        method = _TYPED_DETAIL["str"]
+        result = step.evaluate(data, method, key, context, "x")
+        assert method.answer(result, "x") == snapshot.string_variation_detail(
+            key, context, "x"
+        )
+    # a client in a forked child: the provider warns as client.status does
+    client._forked_from = 1  # (what Client's at-fork hook sets)
+    with caplog.at_level(logging.WARNING, logger="aioflags"):
+        provider.resolve_string_details("ld-staff", "x", staff)
+    assert any("forked" in r.getMessage() for r in caplog.records)
+    assert client._forked_from is None  # (warned once, as client.status does)

@@ -81,13 +81,14 @@ if TYPE_CHECKING:
     )
     from aioflags._evaluation._data import SnapshotData
     from aioflags._evaluation._migration import OpTracker, Stage
+    from aioflags._evaluation._pipeline import Step
     from aioflags._evaluation._results import EvaluationDetail, FlagsState
     from aioflags._lens._lens import Lens
 
     from ._hooks import Hook
 
 
-__all__ = ["Client", "hosted", "own_tracker"]
+__all__ = ["Client", "hosted", "openfeature_read", "own_tracker"]
 
 T = TypeVar("T")
 
@@ -1219,6 +1220,32 @@ def own_tracker(client: Client, tracker: OpTracker) -> OpTracker:
     """
     tracker._random = client._random
     return tracker
+
+
+def openfeature_read(
+    client: Client,
+) -> tuple[ProviderStatus, FlagSnapshot, SnapshotData, Step]:
+    """``client.status`` and ``client.snapshot()``, with that snapshot's data and steps, in one call.
+
+    The OpenFeature provider's read per evaluation (issue 96): what the
+    property and the method give (the fork check first, as the property
+    makes it), without their frames; and the snapshot's data and its
+    composition's outermost step, which the provider runs itself
+    (``Evaluation.answer`` without its frame and the method's answer, on
+    an answer it keeps).
+    """
+    if client._forked_from is not None:
+        client._warn_forked()
+    status = client._bus.status
+    # (Evaluator.snapshot's test of the snapshot it made, inline: the same
+    # store data, its snapshot; else the method makes it)
+    evaluator = client._evaluator
+    made = evaluator._made
+    if made is not None and made[0] is evaluator.store.snapshot:
+        snapshot = made[1]
+    else:
+        snapshot = evaluator.snapshot()
+    return status, snapshot, snapshot._data, snapshot._evaluation.step
 
 
 #: LaunchDarkly SDK names that both clients spell differently (docs/migration.md).

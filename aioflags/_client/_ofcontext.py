@@ -1,7 +1,9 @@
 """OpenFeature evaluation contexts as aioflags contexts: one mapping for the provider and OFREP.
 
-:func:`context_from` takes what every OpenFeature context is, a targeting key
-and attributes (already JSON values), and raises :class:`ContextError` with
+:func:`context_from` (LaunchDarkly's) and :func:`given_context_from` (the
+attributes as given: flagd's) take what every OpenFeature context is, a
+targeting key and attributes (JSON values, or OpenFeature's, made JSON by
+:func:`json_value`), and raise :class:`ContextError` with
 OpenFeature's error code for what it refuses; ``aioflags.openfeature`` turns
 that into the SDK's own exceptions, OFREP into an error body. An attribute
 whose name is empty is dropped, as LaunchDarkly's SDKs drop it (their context
@@ -15,6 +17,8 @@ same object comes back unchanged (its rule is in its docstring).
 
 from __future__ import annotations
 
+import datetime
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal, final
 
 from aioflags._evaluation._context import Context
@@ -22,11 +26,19 @@ from aioflags._evaluation._logonce import Occurrences
 
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
     from openfeature.evaluation_context import EvaluationContext
 
-__all__ = ["ContextCache", "ContextError", "context_from", "flagd_context_from"]
+    from aioflags._core._json import JSONValue
+
+__all__ = [
+    "ContextCache",
+    "ContextError",
+    "context_from",
+    "given_context_from",
+    "json_value",
+]
 
 _RESERVED: Final = frozenset({"kind", "key", "targetingKey", "privateAttributes"})
 #: Attribute names dropped, not refused: LaunchDarkly's context builders
@@ -36,9 +48,51 @@ _DROPPED_NAMES: Final = frozenset({""})
 #: The attribute names that are not a single context's custom attributes:
 #: one set, one test per attribute.
 _NOT_CUSTOM: Final = _RESERVED | {"name", "anonymous"} | _DROPPED_NAMES
+#: The exact types of the values a context of the attributes as given keeps as they are.
+_SCALARS: Final = frozenset({str, int, float, bool})
 #: (logger, name) pairs already said at DEBUG: each once, at most this many.
 _MAX_DROPPED: Final = 64
 _DROPPED: Final = Occurrences(_MAX_DROPPED)
+
+
+#: The exact types of the values that are JSON as they are (their
+#: subclasses take the isinstance checks).
+_PLAIN: Final = frozenset({str, int, float, bool, type(None)})
+
+
+def json_value(value: object) -> JSONValue:
+    """An OpenFeature attribute value as JSON (a datetime as an RFC 3339 string); a dict or a list copied."""
+    # Exact types first, one set lookup: a failed isinstance of a tuple of
+    # types costs ~1,300 CPU instructions (callgrind), and the ABC checks
+    # below ~1,500 each, per attribute per evaluation. Subclasses (an
+    # IntEnum, a str subclass) fall through to the same answers below.
+    if type(value) in _PLAIN:
+        return value  # (None, str, int, float, bool)
+    if type(value) is dict:
+        # (a name that is a str, a value of a plain type: as they are,
+        # without a call each; a loop, not a comprehension: its function
+        # and frame cost ~1,000 instructions a dict)
+        copied: dict[str, JSONValue] = {}
+        for k, v in value.items():
+            copied[k if type(k) is str else str(k)] = (
+                v if type(v) in _PLAIN else json_value(v)
+            )
+        return copied
+    if type(value) is list:
+        return [v if type(v) in _PLAIN else json_value(v) for v in value]
+    if isinstance(value, (str, int, float)):
+        return value
+    if isinstance(value, list):
+        return [json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [json_value(v) for v in value]
+    return value
 
 
 class ContextError(ValueError):
@@ -118,8 +172,18 @@ def context_from(
     attributes are custom attributes. With ``kind: "multi"``, each other
     attribute but ``targetingKey`` is one kind's context: an object with its
     own ``targetingKey`` (or ``key``) and attributes. An attribute with an
-    empty name is dropped (said once at DEBUG on ``logger``).
+    empty name is dropped (said once at DEBUG on ``logger``). The attributes
+    are JSON values or OpenFeature's, made JSON first (:func:`json_value`).
     """
+    # (OpenFeature's values made JSON: each name a str, each value
+    # json_value's; a value of a plain type and a str name as they are,
+    # without a call each; a loop, not a comprehension, as json_value's)
+    converted: dict[str, JSONValue] = {}
+    for k, v in attributes.items():
+        converted[k if type(k) is str else str(k)] = (
+            v if type(v) in _PLAIN else json_value(v)
+        )
+    attributes = converted
     kind = attributes.get("kind", "user")
     if kind != "multi":
         if not isinstance(kind, str):
@@ -151,19 +215,15 @@ def context_from(
     return context
 
 
-def flagd_context_from(
-    key: object,
-    attributes: Mapping[str, Any],
-    convert: Callable[[Any], Any] | None = None,
-) -> Context:
-    """An OpenFeature context as flagd's providers give it to a flagd flag.
+def given_context_from(key: object, attributes: Mapping[str, Any]) -> Context:
+    """A context of the attributes as given: flagd's, as its providers map OpenFeature's.
 
-    The targeting key (none is valid: flagd's rules see ``targetingKey``
-    as null) and the attributes as they are, ``targetingKey`` aside: no
-    name is LaunchDarkly's (``kind``, ``name``, ``privateAttributes`` are
-    attributes like any other). ``convert``: what makes a value that is
-    not a string, a number or a boolean JSON (the OpenFeature SDK's
-    datetimes); OFREP's values are JSON already.
+    The targeting key (none is valid: the rules see ``targetingKey`` as
+    null) and the attributes as they are, ``targetingKey`` aside, and none
+    with a null value: no name is LaunchDarkly's (``kind``, ``name``,
+    ``privateAttributes`` are attributes like any other). A value that is
+    not a string, a number or a boolean is made JSON (:func:`json_value`:
+    OpenFeature's datetimes; a JSON body's as they are, copied).
 
     One pass, one dict: it runs per evaluation.
 
@@ -174,12 +234,14 @@ def flagd_context_from(
         raise ContextError("INVALID_CONTEXT", "the targeting key must be a string")
     values: dict[str, Any] = {}
     for name, value in attributes.items():
-        if isinstance(value, (str, int, float)):  # (bool is an int)
+        # (the exact types first, one set lookup: a failed isinstance of a
+        # tuple of types is the dearer; their subclasses take it)
+        if type(value) in _SCALARS or isinstance(value, (str, int, float)):
             values[name] = value
         elif value is not None:
-            values[str(name)] = value if convert is None else convert(value)
+            values[str(name)] = json_value(value)
     values.pop("targetingKey", None)
-    return Context._flagd(key, values)
+    return Context._given(key, values)
 
 
 #: OpenFeature contexts whose aioflags contexts a provider keeps, each.
@@ -219,13 +281,14 @@ _NO: Final = object()
 class ContextCache:
     """The aioflags contexts of OpenFeature contexts seen again, reused while they are unchanged.
 
-    OpenFeature's ``EvaluationContext`` is a mutable dataclass: its
-    ``targeting_key`` and ``attributes`` can be reassigned, and its
-    attributes (a dict) and any dict or list inside them changed in place.
-    The SDK's own client hands the provider a new one per call (it merges
-    the global, transaction, client and invocation contexts); a caller of
-    the provider may hand it the same object again. The rule, which cannot
-    hand back a stale context:
+    One per mapping (``mapping``: an OpenFeature context to an aioflags
+    context, a flag system's). OpenFeature's ``EvaluationContext`` is a
+    mutable dataclass: its ``targeting_key`` and ``attributes`` can be
+    reassigned, and its attributes (a dict) and any dict or list inside
+    them changed in place. The SDK's own client hands the provider a new
+    one per call (it merges the global, transaction, client and invocation
+    contexts); a caller of the provider may hand it the same object again.
+    The rule, which cannot hand back a stale context:
 
     - the first time an object is seen it is mapped and remembered (the
       object alone: a call with a new object each time pays one dict store);
@@ -237,47 +300,76 @@ class ContextCache:
       object and its attributes equal the copy (one comparison, in C: any
       change in place, at any depth, is seen).
 
+    That last test is :attr:`kept`'s: a caller on a hot path makes it
+    inline (:meth:`hit` says it in one place; the provider's ``_resolve``
+    spells it out, a frame fewer) and calls :meth:`miss` when it fails.
     Anything else is mapped afresh at every call, as is a context that was
     refused (its error is raised again). At most :data:`_CACHED` objects are
-    remembered; when full, it starts over. Safe from any thread: a lookup
+    kept, and as many seen; when either is full, it starts over. Safe from any thread: a lookup
     and a store are each one dict operation, and an entry is a tuple.
     """
 
-    __slots__ = ("_entries",)
+    __slots__ = ("_seen", "kept", "mapping")
 
-    def __init__(self) -> None:
-        self._entries: dict[
-            int,
-            tuple[EvaluationContext, str | None, object, Context | None],
+    def __init__(self, mapping: Callable[[EvaluationContext], Context]) -> None:
+        #: What maps an OpenFeature context to an aioflags one.
+        self.mapping: Final = mapping
+        #: The contexts kept, by the ``id`` of their OpenFeature object:
+        #: ``(object, its targeting key, a copy of its attributes, context)``.
+        self.kept: Final[
+            dict[int, tuple[EvaluationContext, str | None, object, Context]]
         ] = {}
+        #: The objects seen once, and those seen again that cannot be kept
+        #: (their attributes hold a number, a datetime...: True), by ``id``.
+        self._seen: Final[dict[int, tuple[EvaluationContext, bool]]] = {}
 
-    def get(
-        self,
+    @staticmethod
+    def hit(
+        entry: tuple[EvaluationContext, str | None, object, Context] | None,
         of_context: EvaluationContext,
-        mapping: Callable[[EvaluationContext], Context],
-    ) -> Context:
-        """``mapping(of_context)``, or the context it gave for this same, unchanged object."""
-        entries = self._entries
-        entry = entries.get(id(of_context))
-        if entry is None or entry[0] is not of_context:
-            if len(entries) >= _CACHED:
-                entries.clear()
-            entries[id(of_context)] = (of_context, None, None, None)  # seen once
-            return mapping(of_context)
-        context = entry[3]
-        if (
-            context is not None
+    ) -> bool:
+        """Whether ``entry`` (``kept.get(id(of_context))``) holds ``of_context``'s context, unchanged."""
+        # (entry[0] is of_context: the entry holds its object, so no other
+        # object has its id while it is kept)
+        return (
+            entry is not None
             and entry[1] is of_context.targeting_key
             and of_context.attributes == entry[2]
-        ):
-            return context
-        if entry[2] is _NO:  # seen before, and not made to be kept
-            return mapping(of_context)
-        key, copied = of_context.targeting_key, _copy(of_context.attributes)
-        context = mapping(of_context)
-        entries[id(of_context)] = (
-            (of_context, key, copied, context)
-            if copied is not _NO
-            else (of_context, None, _NO, None)
         )
+
+    def get(self, of_context: EvaluationContext) -> Context:
+        """``mapping(of_context)``, or the context it gave for this same, unchanged object."""
+        entry = self.kept.get(id(of_context))
+        if entry is not None and self.hit(entry, of_context):
+            return entry[3]
+        return self.miss(of_context, entry)
+
+    def miss(
+        self,
+        of_context: EvaluationContext,
+        entry: tuple[EvaluationContext, str | None, object, Context] | None,
+    ) -> Context:
+        """:meth:`get` past a failed :meth:`hit` of ``entry`` (``kept.get(id(of_context))``)."""
+        ident = id(of_context)
+        seen = self._seen
+        once = seen.get(ident)
+        if entry is None and (once is None or once[0] is not of_context):
+            if len(seen) >= _CACHED:
+                seen.clear()
+            seen[ident] = (of_context, False)  # seen once
+            return self.mapping(of_context)
+        if entry is None and once is not None and once[1]:
+            return self.mapping(of_context)  # seen before, and not made to be kept
+        # (seen before, or kept and changed since: kept again if it can be)
+        key, copied = of_context.targeting_key, _copy(of_context.attributes)
+        context = self.mapping(of_context)
+        kept = self.kept
+        if copied is _NO:
+            kept.pop(ident, None)
+            seen[ident] = (of_context, True)
+        else:
+            seen.pop(ident, None)
+            if len(kept) >= _CACHED:
+                kept.clear()
+            kept[ident] = (of_context, key, copied, context)
         return context

@@ -219,8 +219,8 @@ class Context:
         )
 
     @classmethod
-    def _flagd(cls, targeting_key: str | None, attributes: JSONObject) -> Context:
-        """A context as flagd's providers map OpenFeature's: for flagd flags.
+    def _given(cls, targeting_key: str | None, attributes: JSONObject) -> Context:
+        """A context of the attributes as given (flagd's providers map OpenFeature's so).
 
         A single ``user`` context whose attributes are ``attributes`` as
         given (none of them read as LaunchDarkly's built-ins: flagd's

@@ -752,9 +752,13 @@ class FlagSystem(Protocol):
         attributes: Mapping[str, Any],
         logger: logging.Logger | None = None,
     ) -> Context:
-        """The Context a JSON body (OFREP's ``context``) is for this system's flags.
+        """The Context a JSON body (OFREP's ``context``) or OpenFeature's context is for this system's flags.
 
-        ``logger``: where a dropped attribute is said (the face's).
+        ``attributes``: JSON values, or an OpenFeature context's (the
+        provider hands them as they are: a value that is not JSON, a
+        datetime, is made JSON here, ``_ofcontext.json_value``, in the
+        mapping's one pass). ``logger``: where a dropped attribute is said
+        (the face's).
 
         Raises:
             ContextError: the body is no context this system evaluates

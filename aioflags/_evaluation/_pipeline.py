@@ -291,7 +291,9 @@ class Flags:
             if head is not None:
                 result = run_head(head, key, context, matcher)
                 kind = method.kind
-                if kind is not None:
+                # (the type step's first test inline: a value of the kind
+                # passes without its call)
+                if kind is not None and type(result.value) is not kind:
                     result = typed(result, kind, default, matcher, key)
                 return result
         return other(data, key, context, default, None, self.client)
@@ -338,7 +340,9 @@ class CountedFlags:
                     state = matcher.counting_state(ledger, key, method.detail)
                     result = run_head(head, key, context, state)
                 kind = method.kind
-                if kind is not None:
+                # (the type step's first test inline: a value of the kind
+                # passes without its call)
+                if kind is not None and type(result.value) is not kind:
                     result = typed(result, kind, default, matcher, key)
                 ledger.evaluated(matcher, key, context, result, default, method.detail)
                 return result
@@ -404,7 +408,9 @@ class LensedFlags:
                     state = matcher.counting_state(ledger, key, method.detail)
                     result = run_head(head, key, context, state)
                 kind = method.kind
-                if kind is not None:
+                # (the type step's first test inline: a value of the kind
+                # passes without its call)
+                if kind is not None and type(result.value) is not kind:
                     result = typed(result, kind, default, matcher, key)
                 if ledger is not None:
                     ledger.evaluated(

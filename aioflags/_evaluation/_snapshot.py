@@ -628,8 +628,12 @@ class FlagSnapshot:
 
         Added in version 0.2.0.
         """
-        # (SnapshotData.flag, without its frame: this runs per provider call)
-        flag = self._data.flags.get(key)
+        # (SnapshotData.flag, without its frame, and first from the flags
+        # made so far, a plain dict: Matcher.hot; this runs per provider call)
+        data = self._data
+        flag = data.matcher.hot.get(key)
+        if flag is None:
+            flag = data.flags.get(key)
         return None if flag is None or flag.deleted else flag
 
     def flag_format(self, key: str) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, final
 
-from aioflags._client._ofcontext import flagd_context_from
+from aioflags._client._ofcontext import given_context_from
 from aioflags._evaluation._data import EMPTY
 
 from . import _coverage, _tools, _words
@@ -111,8 +111,8 @@ class Flagd:
         attributes: Mapping[str, Any],
         logger: logging.Logger | None = None,
     ) -> Context:
-        """Flagd's context from a JSON body (``_ofcontext.flagd_context_from``)."""
-        return flagd_context_from(targeting_key, attributes)
+        """Flagd's context of a JSON body's or OpenFeature's attributes (``_ofcontext.given_context_from``)."""
+        return given_context_from(targeting_key, attributes)
 
     def is_large(self, definition: JSONValue) -> bool:
         """A targeting of 2,000 nodes or more (``_engine._compile.large_targeting``)."""
