@@ -49,7 +49,6 @@ an error where it would serve it (as flagd's Python provider has it), and
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import TYPE_CHECKING, Any, Final
 
@@ -225,6 +224,8 @@ def _flags_of(data: JSONObject) -> list[tuple[str, Any]]:
 
 def _shared_key(value: JSONValue) -> str:
     """The key of the shared item holding ``value``: its content's digest."""
+    import hashlib  # (only where a document shares values: not at import aioflags)
+
     text = json.dumps(value, sort_keys=True, separators=(",", ":"))
     return SHARED_PREFIX + hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
