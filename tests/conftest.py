@@ -258,6 +258,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
+def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One mypy cache for this test process's runs of ``processes.mypy_strict`` (issue 97)."""
+    return tmp_path_factory.mktemp("mypy-cache")
+
+
+@pytest.fixture(scope="session")
 def smoke_run(request: pytest.FixtureRequest) -> Iterator[benchmark_smoke.SmokeRun]:
     """The session's benchmark smoke runs (started now if the session did not)."""
     run = request.session.stash.get(SMOKE_RUN, None)

@@ -20,6 +20,7 @@ import pytest
 from aioflags import Client, Config, Context, DataSystem
 from aioflags.__main__ import main
 from aioflags._lifecycle._codegen import flag_type, identifier
+from tests.processes import MYPY_TEST_TIMEOUT, mypy_strict
 
 FLAGS_YAML = """\
 flags:
@@ -429,9 +430,9 @@ def _run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(MYPY_TEST_TIMEOUT)
 def test_the_module_passes_mypy_strict_and_catches_wrong_uses(
-    tmp_path: Path, flag_file: Path
+    tmp_path: Path, flag_file: Path, mypy_cache: Path
 ) -> None:
     generated(tmp_path, flag_file, "flags_mod.py")
     # flags_old.py: flags.yaml without color (a removed flag).
@@ -451,21 +452,10 @@ def test_the_module_passes_mypy_strict_and_catches_wrong_uses(
         "async def use(flags: Flags) -> object:\n"
         '    return await flags.color(Context.create("u"))\n'
     )
-    config = tmp_path / "mypy.ini"
-    config.write_text("[mypy]\n")
-    result = _run(
-        "mypy",
-        "--strict",
-        "--config-file",
-        config,
-        "--cache-dir",
-        tmp_path / ".mypy_cache",
-        "flags_mod.py",
-        "flags_old.py",
-        "good.py",
-        "purple.py",
-        "gone.py",
-        cwd=tmp_path,
+    result = mypy_strict(
+        tmp_path,
+        mypy_cache,
+        *("flags_mod.py", "flags_old.py", "good.py", "purple.py", "gone.py"),
     )
     errors = sorted(line for line in result.stdout.splitlines() if ": error:" in line)
     assert len(errors) == 2, result.stdout + result.stderr

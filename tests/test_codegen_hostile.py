@@ -17,6 +17,7 @@ import pytest
 
 from aioflags.__main__ import main
 from aioflags._lifecycle._codegen import MAX_DEPTH
+from tests.processes import MYPY_TEST_TIMEOUT, mypy_strict
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -145,9 +146,9 @@ def _run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(MYPY_TEST_TIMEOUT)
 def test_every_hostile_key_and_value_imports_type_checks_and_runs_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mypy_cache: Path
 ) -> None:
     """Finding 4: keywords, constants, dunders, non-ASCII, surrogates, deep values,
     a file name with a newline and controls in descriptions: the module imports,
@@ -175,18 +176,7 @@ def test_every_hostile_key_and_value_imports_type_checks_and_runs_nothing(
     result = _run("call_all.py", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ran Typed accessors")
-    (tmp_path / "mypy.ini").write_text("[mypy]\n")
-    result = _run(
-        "-m",
-        "mypy",
-        "--strict",
-        "--config-file",
-        "mypy.ini",
-        "--cache-dir",
-        tmp_path / ".mypy_cache",
-        out.name,
-        cwd=tmp_path,
-    )
+    result = mypy_strict(tmp_path, mypy_cache, out.name)
     assert result.returncode == 0, result.stdout + result.stderr
     result = _run("-m", "ruff", "format", "--check", "--diff", out.name, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -87,7 +87,9 @@ async def serving(
     """A FlagServer, an HTTP client for its console, and the token headers."""
     async with (
         FlagServer(FLAGS if flags is None else flags, SEGMENTS) as server,
-        httpx.AsyncClient(base_url=server.url) as http,
+        # A guard against a hang, not httpx's 5 s: at load 16 an Evaluate of
+        # 2,000 flags took longer (issue 97).
+        httpx.AsyncClient(base_url=server.url, timeout=GUARD) as http,
     ):
         page = await http.get("/ui/")
         found = re.search(r'name="aioflags-token" content="([^"]+)"', page.text)

@@ -59,6 +59,7 @@ from aioflags._systems import (
 from aioflags._testing._coverage import FlagCoverage
 from aioflags.ofrep import OFREPApp
 from aioflags.testing import FlagData
+from tests.processes import MYPY_TEST_TIMEOUT, mypy_strict
 from tests.toy_system import (
     PREBUILT,
     TOY,
@@ -559,13 +560,11 @@ async def wrong(flags: Flags) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(MYPY_TEST_TIMEOUT)
 def test_issue96_codegen_types_a_toy_flag_and_its_module_runs(
-    toy: object, tmp_path: Path
+    toy: object, tmp_path: Path, mypy_cache: Path
 ) -> None:
     import importlib.util
-    import subprocess
-    import sys
 
     path = tmp_path / "toys.json"
     path.write_text(json.dumps(TOY_CODEGEN))
@@ -594,19 +593,7 @@ def test_issue96_codegen_types_a_toy_flag_and_its_module_runs(
     assert anyio.run(run) == ("gold", 10)
     # And type-checks as its users check it: a wrong use is caught.
     (tmp_path / "caller.py").write_text(TOY_CALLER)
-    (tmp_path / "mypy.ini").write_text("[mypy]\n")
-    result = subprocess.run(
-        [
-            *(sys.executable, "-m", "mypy", "--strict", "--config-file", "mypy.ini"),
-            *("--cache-dir", str(tmp_path / ".mypy_cache"), "toyflags.py"),
-            "caller.py",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=150,
-        check=False,
-    )
+    result = mypy_strict(tmp_path, mypy_cache, "toyflags.py", "caller.py")
     errors = [line for line in result.stdout.splitlines() if ": error:" in line]
     assert len(errors) == 1, result.stdout + result.stderr
     assert errors[0].startswith("caller.py:11: error: Non-overlapping equality")

@@ -25,6 +25,7 @@ from aioflags._datasystem._sources._files import load_flag_files, parse_flag_fil
 from aioflags._datasystem._store import snapshot_from_data
 from aioflags.ofrep import OFREPApp
 from aioflags.testing import FlagServer
+from tests.processes import MYPY_TEST_TIMEOUT, mypy_strict
 from tests.test_ofrep import _resolve
 
 #: A flag set with no targeting: what each tool can do before JsonLogic.
@@ -348,11 +349,12 @@ async def wrong(flags: Flags) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(MYPY_TEST_TIMEOUT)
 @pytest.mark.asyncio
 async def test_codegen_types_a_flagd_flag_by_its_variants_and_defaults_to_its_default_variant(
-    tmp_path: Path,
+    tmp_path: Path, mypy_cache: Path
 ) -> None:
-    from tests.test_codegen_command import _load, _run
+    from tests.test_codegen_command import _load
 
     source = write(tmp_path / "flags.flagd.json", CODEGEN_DOCUMENT)
     out = tmp_path / "flagd_mod.py"
@@ -387,19 +389,8 @@ async def test_codegen_types_a_flagd_flag_by_its_variants_and_defaults_to_its_de
         assert (detail.variation_index, detail.reason) == (1, {"kind": "STATIC"})
     # mypy --strict takes it, and a wrong use of it is caught.
     (tmp_path / "caller.py").write_text(CODEGEN_CALLER)
-    (tmp_path / "mypy.ini").write_text("[mypy]\n")
     result = await anyio.to_thread.run_sync(
-        lambda: _run(
-            "mypy",
-            "--strict",
-            "--config-file",
-            "mypy.ini",
-            "--cache-dir",
-            tmp_path / ".mypy_cache",
-            "flagd_mod.py",
-            "caller.py",
-            cwd=tmp_path,
-        )
+        lambda: mypy_strict(tmp_path, mypy_cache, "flagd_mod.py", "caller.py")
     )
     errors = [line for line in result.stdout.splitlines() if ": error:" in line]
     assert len(errors) == 1, result.stdout + result.stderr

@@ -251,7 +251,10 @@ async def test_hostile_first_poll_leaves_the_client_not_ready_until_good_data() 
     async with FlagServer({"f": flag("v1")}) as server:
         server.script(POLL, Fault(body=fdv2_poll_body(DEEP)))
         client = Client(
-            server.config(data_system=system, send_events=False),
+            # The start's wait is the wall clock's (not the fake one): at
+            # load 16 the deep body took past its default 5 s, and ERROR
+            # (not ready in time) came before the second poll (issue 97).
+            server.config(data_system=system, send_events=False, ready_timeout=600),
             clock=clock,
         )
         watch = StatusWatch(client)
