@@ -22,6 +22,10 @@ GUARD = 60
 #: (``pytest.mark.timeout(MYPY_TEST_TIMEOUT)``).
 MYPY_GUARD = 600
 MYPY_TEST_TIMEOUT = 900
+#: An HTTP client's timeout in the tests: a guard against a hang, not
+#: httpx's 5 s default, which an answer on a loaded machine can outlast
+#: (issue 97: an Evaluate of 2,000 flags at load 16).
+HTTP_GUARD = 60
 
 
 def mypy_strict(

@@ -21,7 +21,7 @@ from aioflags._service import _console as console
 from aioflags._service import _evaluations as evaluations
 from aioflags._service import _guard as guard
 from aioflags.testing import Fault, FlagBuilder, FlagServer
-from tests.processes import GUARD, ended
+from tests.processes import GUARD, HTTP_GUARD, ended
 
 USER = Context.create("u1")
 BANNER: dict[str, Any] = {
@@ -38,7 +38,7 @@ async def serving() -> AsyncIterator[tuple[FlagServer, httpx.AsyncClient]]:
     """A FlagServer with two flags, and an HTTP client for its console."""
     async with (
         FlagServer({"banner": BANNER, "ruled": RULED}) as server,
-        httpx.AsyncClient(base_url=server.url) as http,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as http,
     ):
         yield server, http
 
@@ -795,7 +795,7 @@ async def test_a_header_byte_beyond_ascii_does_not_bring_the_server_down() -> No
 async def test_keep_bounds_what_the_server_remembers() -> None:
     async with (
         FlagServer({"banner": BANNER}, keep=3) as server,
-        httpx.AsyncClient(base_url=server.url) as http,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as http,
     ):
         for n in range(5):
             await http.get("/sdk/latest-all", params={"n": str(n)})

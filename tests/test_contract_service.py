@@ -19,6 +19,7 @@ from aioflags.stores import RedisStore, StoreMode, context_hash
 from aioflags.testing import Fault, FlagData, FlagServer, clause
 from tests.flags import match_flag
 from tests.modules import ROOT, load
+from tests.processes import HTTP_GUARD
 from tests.redis_server import RedisServer
 from tests.test_stores import expect_write, flag, raw_redis, seed
 
@@ -112,7 +113,9 @@ async def running() -> AsyncIterator[Harness]:
         FlagServer() as server,
         app.router.lifespan_context(app),
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://service"
+            timeout=HTTP_GUARD,
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://service",
         ) as http,
     ):
         data.attach(server)

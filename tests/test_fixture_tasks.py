@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 
 from aioflags import Client, Config, Context, ProviderStatus
 from aioflags.testing import FlagData
+from tests.processes import HTTP_GUARD
 from tests.test_lifecycle import sdk_tasks
 
 USER = Context.create("user-1")
@@ -87,7 +88,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(
-            transport=transport, base_url="http://app"
+            timeout=HTTP_GUARD, transport=transport, base_url="http://app"
         ) as http:
             yield http
 

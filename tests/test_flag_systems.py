@@ -59,7 +59,7 @@ from aioflags._systems import (
 from aioflags._testing._coverage import FlagCoverage
 from aioflags.ofrep import OFREPApp
 from aioflags.testing import FlagData
-from tests.processes import MYPY_TEST_TIMEOUT, mypy_strict
+from tests.processes import HTTP_GUARD, MYPY_TEST_TIMEOUT, mypy_strict
 from tests.toy_system import (
     PREBUILT,
     TOY,
@@ -265,7 +265,9 @@ async def test_the_toy_system_runs_through_the_client_and_ofrep(
     assert await toy_client.variation("t", Context.create("u2"), None) == "a"
     app = OFREPApp(toy_client, expose="all")
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
+    async with httpx.AsyncClient(
+        timeout=HTTP_GUARD, transport=transport, base_url="http://app"
+    ) as http:
         one = await http.post(
             "/ofrep/v1/evaluate/flags/t", json={"context": {"targetingKey": "u1"}}
         )
@@ -470,7 +472,9 @@ async def test_issue96_the_toy_runs_through_the_consoles_editing_api(
     flags = {"t": toy_flag("t", "a", u1="b"), "ld-two": LD_TWO}
     async with contextlib.AsyncExitStack() as stack:
         server = await stack.enter_async_context(FlagServer(flags, {}))
-        http = await stack.enter_async_context(httpx.AsyncClient(base_url=server.url))
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url)
+        )
         page = await http.get("/ui/")
         found = re.search(r'name="aioflags-token" content="([^"]+)"', page.text)
         assert found is not None

@@ -30,6 +30,7 @@ from aioflags._datasystem._sources._files import load_flag_files
 from aioflags.lens import LensConfig, LensMiddleware, mint
 from aioflags.ofrep import OFREPApp
 from aioflags.testing import FlagServer
+from tests.processes import HTTP_GUARD
 from tests.test_ofrep import _resolve, uvicorn_app
 
 GUARD = 30  # a guard against a hang, never a timing the test relies on
@@ -137,7 +138,7 @@ async def test_row240_N6_row94_a_context_outside_context_is_refused_saying_where
     """Not evaluated as ``{}`` (flagd: another bucket; LaunchDarkly: no key)."""
     async with (
         FlagServer(*load_flag_files(flagd_file, ld_file)) as server,
-        httpx.AsyncClient(base_url=server.url) as http,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as http,
     ):
         for path in (
             "/ofrep/v1/evaluate/flags/for-42",  # flagd (row 240)
@@ -166,7 +167,7 @@ async def test_a_body_without_context_attributes_stays_an_empty_context(
     """``{}`` and an unknown top-level name are OFREP's "no context" (a flagd flag needs no key)."""
     async with (
         FlagServer(*load_flag_files(flagd_file)) as server,
-        httpx.AsyncClient(base_url=server.url) as http,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as http,
     ):
         for body in ({}, {"extension": 1}):
             answer = await http.post("/ofrep/v1/evaluate/flags/for-42", json=body)
@@ -296,7 +297,7 @@ async def test_row126_a_lensed_answer_through_the_python_provider_is_as_document
         app.add_middleware(LensMiddleware, client=client)
         token = mint(SECRET, flags={"for-42": True})
         async with uvicorn_app(app) as url:
-            async with httpx.AsyncClient(base_url=url) as http:
+            async with httpx.AsyncClient(timeout=HTTP_GUARD, base_url=url) as http:
                 answer = await http.post(
                     "/ofrep/v1/evaluate/flags/for-42",
                     json={"context": {"targetingKey": "u1"}},

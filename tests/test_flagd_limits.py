@@ -41,6 +41,7 @@ from aioflags.sources import (
     ObjectKind,
     Selector,
 )
+from tests.processes import HTTP_GUARD
 
 VARIANTS = {"on": True, "off": False}
 
@@ -466,7 +467,7 @@ async def first_flagd_update(server: Any, **options: Any) -> Any:
     from tests.sources import source_context
 
     system = DataSystem.flagd(server.target, **options)
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=HTTP_GUARD) as http:
         source = system.synchronizers[0](source_context(http))
         async with aclosing(source) as updates:
             return await anext(updates)
@@ -491,7 +492,7 @@ async def test_J4_serve_s_latest_all_writes_a_shared_evaluator_once(
     size = path.stat().st_size
     loaded = FlagFileWatcher((path,), FakeClock()).load()  # (serve's reading)
     async with FlagServer(loaded.flags, loaded.segments) as server:
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(timeout=HTTP_GUARD) as http:
             answer = await http.get(server.url + "/sdk/latest-all")
         assert answer.status_code == 200
         assert len(answer.content) <= 2 * size, (len(answer.content), size)

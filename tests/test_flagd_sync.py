@@ -35,6 +35,7 @@ from aioflags._datasystem._datatypes import ObjectKind, SourceState
 from aioflags._systems._flagd._data._shared import link
 from aioflags._systems._flagd._sync._source import FlagdShared
 from aioflags.testing import FakeClock, FlagdServer
+from tests.processes import HTTP_GUARD
 from tests.sources import source_context
 from tests.tls_server import CA, CERTS
 
@@ -276,7 +277,7 @@ async def test_a_selector_flagd_refuses_is_retried_as_a_failure() -> None:
 async def first_update(server: FlagdServer, **options: Any) -> Any:
     """The synchronizer's first update, read directly from the source."""
     system = DataSystem.flagd(server.target, **options)
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=HTTP_GUARD) as http:
         source = system.synchronizers[0](source_context(http))
         async with aclosing(source) as updates:
             return await anext(updates)

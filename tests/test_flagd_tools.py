@@ -25,7 +25,7 @@ from aioflags._datasystem._sources._files import load_flag_files, parse_flag_fil
 from aioflags._datasystem._store import snapshot_from_data
 from aioflags.ofrep import OFREPApp
 from aioflags.testing import FlagServer
-from tests.processes import MYPY_TEST_TIMEOUT, mypy_strict
+from tests.processes import HTTP_GUARD, MYPY_TEST_TIMEOUT, mypy_strict
 from tests.test_ofrep import _resolve
 
 #: A flag set with no targeting: what each tool can do before JsonLogic.
@@ -155,7 +155,7 @@ async def test_ofrep_answers_a_flagd_flag_with_its_variant_reason_and_metadata(
 ) -> None:
     async with (
         FlagServer(*mixed) as server,
-        httpx.AsyncClient(base_url=server.url) as http,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as http,
     ):
         # No targeting key: a flagd flag needs none.
         answer = await http.post("/ofrep/v1/evaluate/flags/theme", json={})
@@ -209,7 +209,7 @@ async def test_ofrep_bulk_maps_each_flag_s_context_by_its_own_system(
 ) -> None:
     async with (
         FlagServer(*mixed) as server,
-        httpx.AsyncClient(base_url=server.url) as http,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as http,
     ):
         # Without a targeting key: the flagd flags evaluate, the LaunchDarkly
         # flag says what it lacks.
@@ -234,7 +234,7 @@ async def test_ofrep_bulk_maps_each_flag_s_context_by_its_own_system(
     # A data set of LaunchDarkly flags alone refuses the request as before.
     async with (
         FlagServer(*load_flag_files(write(tmp_path / "ld.json", LD_FLAGS))) as server,
-        httpx.AsyncClient(base_url=server.url) as http,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as http,
     ):
         answer = await http.post("/ofrep/v1/evaluate/flags", json={})
         assert (answer.status_code, answer.json()["errorCode"]) == (
@@ -250,7 +250,7 @@ async def test_ofrep_evaluates_flagd_targeting_on_flagd_s_context(
     flags = load_flag_files(write(tmp_path / "flags.flagd.json", CLEANUP_DOCUMENT))
     async with (
         FlagServer(*flags) as server,
-        httpx.AsyncClient(base_url=server.url) as http,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as http,
     ):
         pro = {"context": {"plan": "pro"}}  # no targeting key
         answer = await http.post("/ofrep/v1/evaluate/flags/ruled", json=pro)
@@ -276,7 +276,7 @@ async def test_ofrep_app_over_a_client_reading_a_flagd_file(flagd_file: Path) ->
             app = OFREPApp(client, expose=expose)  # type: ignore[arg-type]
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(
-                transport=transport, base_url="http://app"
+                timeout=HTTP_GUARD, transport=transport, base_url="http://app"
             ) as http:
                 answer = await http.post("/ofrep/v1/evaluate/flags/theme", json={})
                 assert answer.status_code == status, expose
@@ -757,7 +757,7 @@ async def test_the_console_shows_a_flagd_flag_and_its_switch_flips_its_state(
     )
     async with (
         FlagServer(flags, segments) as server,
-        httpx.AsyncClient(base_url=server.url) as http,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as http,
         aioflags.Client(server.config(send_events=False)) as client,
     ):
         page = await http.get("/ui/")

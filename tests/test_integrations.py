@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from aioflags.testing import FlagServer
 from tests.modules import ROOT, load
+from tests.processes import HTTP_GUARD
 
 FLAGS = json.loads((ROOT / "examples" / "flags.json").read_text())
 fastapi_app = load("examples/fastapi_app.py", "fastapi_example")
@@ -36,7 +37,9 @@ async def test_asgi_apps_own_the_client_through_the_lifespan(module: Any) -> Non
         async with (
             app.router.lifespan_context(app),
             httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://app"
+                timeout=HTTP_GUARD,
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://app",
             ) as http,
         ):
             with anyio.fail_after(30):

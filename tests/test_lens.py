@@ -40,6 +40,7 @@ from aioflags._service._hosting import bind, serve_asgi
 from aioflags.lens import LensConfig, LensMiddleware, aiohttp_middleware, mint, scope
 from aioflags.ofrep import OFREPApp
 from aioflags.testing import FlagData, FlagServer, Limits, clause
+from tests.processes import HTTP_GUARD
 
 SECRET = "first-secret-of-the-lens-0123456789abcdef"
 SECOND = "second-secret-of-the-lens-0123456789abcdef"
@@ -225,7 +226,10 @@ async def follow(http: httpx.AsyncClient, link: str, **post: Any) -> httpx.Respo
 # ---------------------------------------------------------- header, cookie, link
 @pytest.mark.asyncio
 async def test_header_cookie_and_link_each_override() -> None:
-    async with fastapi_app() as (_, url), httpx.AsyncClient(base_url=url) as http:
+    async with (
+        fastapi_app() as (_, url),
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=url) as http,
+    ):
         plain = (await http.get("/flags")).json()
         assert plain == {"checkout": False, "search": "c"}
         lensed = token({"new-checkout": True, "search-v2": "b"})
@@ -262,7 +266,10 @@ async def test_a_link_s_page_is_answered_by_the_middleware_strictly_and_sets_not
     None
 ):
     lensed = token({"new-checkout": True})
-    async with fastapi_app() as (_, url), httpx.AsyncClient(base_url=url) as http:
+    async with (
+        fastapi_app() as (_, url),
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=url) as http,
+    ):
         # (the fragment is the client's own: only the marker reaches the server)
         page = await http.get(with_token(f"{url}/flags?a=%22&b=2", lensed))
         assert page.status_code == 200 and "set-cookie" not in page.headers
@@ -297,7 +304,10 @@ async def test_a_link_s_page_is_answered_by_the_middleware_strictly_and_sets_not
 async def test_a_link_turns_the_lens_on_once_per_process() -> None:
     lensed = token({"new-checkout": True})
     link = with_token("http://app.example/flags", lensed)
-    async with fastapi_app() as (_, url), httpx.AsyncClient(base_url=url) as http:
+    async with (
+        fastapi_app() as (_, url),
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=url) as http,
+    ):
         first = await follow(http, link.replace("http://app.example", url))
         assert first.status_code == 303 and "set-cookie" in first.headers
         http.cookies.clear()
@@ -312,7 +322,10 @@ async def test_a_link_turns_the_lens_on_once_per_process() -> None:
         assert headed.json()["checkout"] is True
     # Another process (another worker) remembers nothing of it: the record
     # of redeemed links is each lens's own.
-    async with fastapi_app() as (_, url), httpx.AsyncClient(base_url=url) as http:
+    async with (
+        fastapi_app() as (_, url),
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=url) as http,
+    ):
         other = await follow(http, link.replace("http://app.example", url))
         assert other.status_code == 303 and "set-cookie" in other.headers
 
@@ -333,7 +346,10 @@ async def test_a_link_posted_from_another_site_is_refused_and_sets_nothing(
     headers: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     lensed = token({"new-checkout": True})
-    async with fastapi_app() as (_, url), httpx.AsyncClient(base_url=url) as http:
+    async with (
+        fastapi_app() as (_, url),
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=url) as http,
+    ):
         refused = await http.post(
             "/flags?aioflags_lens", data={"token": lensed}, headers=headers
         )
@@ -356,7 +372,10 @@ async def test_a_link_s_form_past_8_kib_or_without_a_token_is_refused() -> None:
         yield b"token="
         yield b"x" * MAX_FORM_BYTES
 
-    async with fastapi_app() as (_, url), httpx.AsyncClient(base_url=url) as http:
+    async with (
+        fastapi_app() as (_, url),
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=url) as http,
+    ):
         marked = "/flags?aioflags_lens"
         declared = await http.post(marked, content=b"token=" + b"x" * 9000)
         assert declared.status_code == 413
@@ -376,7 +395,7 @@ async def test_a_link_over_https_sets_a_secure_cookie() -> None:
         app = make_app(client)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
-            transport=transport, base_url="https://app.example"
+            timeout=HTTP_GUARD, transport=transport, base_url="https://app.example"
         ) as http:
             lensed = token({"new-checkout": True})
             reply = await http.post("/flags?aioflags_lens", data={"token": lensed})
@@ -427,7 +446,10 @@ async def test_a_lens_that_remembers_all_it_may_refuses_links_rather_than_forget
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(lens_runtime, "MAX_REDEEMED", 1)
-    async with fastapi_app() as (_, url), httpx.AsyncClient(base_url=url) as http:
+    async with (
+        fastapi_app() as (_, url),
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=url) as http,
+    ):
         first = await follow(http, with_token(f"{url}/flags", token({}, jti="a")))
         assert first.status_code == 303
         http.cookies.clear()
@@ -499,7 +521,10 @@ async def test_1000_concurrent_requests_each_see_only_their_own_token() -> None:
 
 @pytest.mark.asyncio
 async def test_a_task_started_inside_a_request_sees_it_one_outside_never() -> None:
-    async with fastapi_app() as (client, url), httpx.AsyncClient(base_url=url) as http:
+    async with (
+        fastapi_app() as (client, url),
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=url) as http,
+    ):
         lensed = token({"new-checkout": True})
         reply = await http.get("/tasks", headers={"X-Aioflags-Lens": lensed})
         assert reply.json() == {"inside": True}
@@ -509,7 +534,10 @@ async def test_a_task_started_inside_a_request_sees_it_one_outside_never() -> No
 
 @pytest.mark.asyncio
 async def test_sub_limits_the_overrides_to_that_context_key() -> None:
-    async with fastapi_app() as (_, url), httpx.AsyncClient(base_url=url) as http:
+    async with (
+        fastapi_app() as (_, url),
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=url) as http,
+    ):
         lensed = token({"new-checkout": True}, sub="user-42")
         mine = await http.get("/flags", headers={"X-Aioflags-Lens": lensed})
         other = await http.get(
@@ -586,7 +614,10 @@ async def test_a_bad_token_gives_a_normal_response_no_override_no_trace_one_warn
     case: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     bad, cause = bad_tokens()[case]
-    async with fastapi_app() as (_, url), httpx.AsyncClient(base_url=url) as http:
+    async with (
+        fastapi_app() as (_, url),
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=url) as http,
+    ):
         for _ in range(3):
             reply = await http.get("/flags", headers={"X-Aioflags-Lens": bad})
             assert reply.status_code == 200
@@ -663,7 +694,10 @@ async def test_scope_never_raises_and_a_client_without_a_lens_ignores_tokens(
         with scope(client, token({"new-checkout": True})) as lensed:
             assert not lensed.active and lensed.trace() is None
             assert not await client.bool_variation("new-checkout", USER, False)
-        async with served(make_app(client)) as url, httpx.AsyncClient() as http:
+        async with (
+            served(make_app(client)) as url,
+            httpx.AsyncClient(timeout=HTTP_GUARD) as http,
+        ):
             link = with_token(f"{url}/flags", token({"new-checkout": True}))
             reply = await http.get(link)
             assert reply.status_code == 200  # untouched: the app's answer
@@ -725,7 +759,10 @@ async def test_hooks_run_and_see_the_override() -> None:
 
 @pytest.mark.asyncio
 async def test_every_face_sees_the_override() -> None:
-    async with fastapi_app() as (_, url), httpx.AsyncClient(base_url=url) as http:
+    async with (
+        fastapi_app() as (_, url),
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=url) as http,
+    ):
         lensed = token({"new-checkout": True})
         body = (
             await http.get("/everything", headers={"X-Aioflags-Lens": lensed})
@@ -774,7 +811,10 @@ async def test_openfeature_and_ofrep_report_override() -> None:
         assert (later.value, later.reason) == (True, "OVERRIDE")
         app = Starlette(routes=[Mount("/", OFREPApp(client, expose="all"))])
         app.add_middleware(LensMiddleware, client=client)
-        async with served(app) as url, httpx.AsyncClient(base_url=url) as http:
+        async with (
+            served(app) as url,
+            httpx.AsyncClient(timeout=HTTP_GUARD, base_url=url) as http,
+        ):
             lensed = {"X-Aioflags-Lens": token({"new-checkout": True})}
             ask = {"context": {"targetingKey": "user-42"}}
             one = await http.post(
@@ -790,7 +830,10 @@ async def test_openfeature_and_ofrep_report_override() -> None:
 # ------------------------------------------------------------------ traces
 @pytest.mark.asyncio
 async def test_the_trace_lists_what_the_request_evaluated_in_order() -> None:
-    async with fastapi_app() as (_, url), httpx.AsyncClient(base_url=url) as http:
+    async with (
+        fastapi_app() as (_, url),
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=url) as http,
+    ):
         lensed = token({"new-checkout": True}, trace=True)
         reply = await http.get(
             "/flags", params={"user": "rule-user"}, headers={"X-Aioflags-Lens": lensed}
@@ -821,7 +864,10 @@ async def test_a_flag_key_with_control_characters_is_escaped_in_the_trace() -> N
             return bool(await client.variation(odd, USER, None))
 
         app.add_middleware(LensMiddleware, client=client)
-        async with served(app) as url, httpx.AsyncClient(base_url=url) as http:
+        async with (
+            served(app) as url,
+            httpx.AsyncClient(timeout=HTTP_GUARD, base_url=url) as http,
+        ):
             reply = await http.get(
                 "/", headers={"X-Aioflags-Lens": token({}, trace=True)}
             )
@@ -849,7 +895,10 @@ async def test_the_trace_stops_at_8_kib_and_says_how_many_more() -> None:
             return 0
 
         app.add_middleware(LensMiddleware, client=client)
-        async with served(app) as url, httpx.AsyncClient(base_url=url) as http:
+        async with (
+            served(app) as url,
+            httpx.AsyncClient(timeout=HTTP_GUARD, base_url=url) as http,
+        ):
             reply = await http.get(
                 "/", headers={"X-Aioflags-Lens": token({}, trace=True)}
             )
@@ -1134,7 +1183,7 @@ async def test_the_console_mints_only_with_a_secret_and_only_real_variations(
     caplog.set_level(logging.INFO, "aioflags.lens")
     async with (
         FlagServer({"new-checkout": CONSOLE_CHECKOUT}) as plain,
-        httpx.AsyncClient(base_url=plain.url) as http,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=plain.url) as http,
     ):
         page = await http.get("/ui/")
         token = page.text.split('name="aioflags-token" content="')[1].split('"')[0]
@@ -1154,7 +1203,7 @@ async def test_the_console_mints_only_with_a_secret_and_only_real_variations(
         FlagServer(lens_secret="short")
     async with (
         FlagServer({"new-checkout": CONSOLE_CHECKOUT}, lens_secret=SECRET) as server,
-        httpx.AsyncClient(base_url=server.url) as http,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as http,
     ):
         page = await http.get("/ui/")
         token = page.text.split('name="aioflags-token" content="')[1].split('"')[0]
@@ -1226,7 +1275,7 @@ async def test_the_console_mints_only_with_a_secret_and_only_real_variations(
 
 async def _console_lens(server: FlagServer, body: Any) -> httpx.Response:
     """``POST /ui/api/lens`` as the console's page sends it (its token, the lens key)."""
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as http:
         page = await http.get("/ui/")
         token = page.text.split('name="aioflags-token" content="')[1].split('"')[0]
         assert server.lens_key is not None
@@ -1307,7 +1356,7 @@ async def test_row161_where_a_link_is_made_it_says_it_works_once_per_process() -
     """The console's page (next to the link) and docs/lens.md's story say it plainly."""
     async with (
         FlagServer({"new-checkout": CONSOLE_CHECKOUT}, lens_secret=SECRET) as server,
-        httpx.AsyncClient(base_url=server.url) as http,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as http,
     ):
         page = " ".join((await http.get("/ui/")).text.split())
     made = page.split('<div id="lens-made" hidden>')[1].split("</div>")[0]

@@ -25,6 +25,7 @@ from aioflags._core._clock import wall_ms
 from aioflags._lens import _lens as lens_runtime
 from aioflags.lens import LensConfig, LensMiddleware, aiohttp_middleware, mint, scope
 from aioflags.testing import FlagData, FlagServer, clause
+from tests.processes import HTTP_GUARD
 from tests.test_lens import (
     ALLOW,
     CONSOLE_CHECKOUT,
@@ -188,7 +189,7 @@ async def test_a_lens_without_a_middleware_says_so_once(
     async with (
         aioflags.Client(config()) as client,
         served(LensMiddleware(make_app(client), client=client)) as url,
-        httpx.AsyncClient(base_url=url) as http,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=url) as http,
     ):
         assert (await http.get("/flags")).status_code == 200
     async with aioflags.Client(config()) as client:
@@ -241,7 +242,7 @@ async def test_a_lens_token_sent_as_bearer_is_told_where_it_goes(
     async with (
         aioflags.Client(config()) as client,
         served(LensMiddleware(make_app(client), client=client)) as url,
-        httpx.AsyncClient(base_url=url) as http,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=url) as http,
     ):
         for bearer in ("Bearer not-a-jwt", f"Bearer {apps_own}"):
             reply = await http.get("/flags", headers={"Authorization": bearer})
@@ -380,7 +381,7 @@ async def test_the_console_makes_a_trace_only_link() -> None:
     """Row 124: the console's Share a lens refused a trace-only link, which the CLI makes."""
     async with (
         FlagServer({"new-checkout": CONSOLE_CHECKOUT}, lens_secret=SECRET) as server,
-        httpx.AsyncClient(base_url=server.url) as http,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as http,
     ):
         page = await http.get("/ui/")
         console = page.text.split('name="aioflags-token" content="')[1].split('"')[0]

@@ -18,6 +18,7 @@ import aioflags
 from aioflags import Client, ProviderStatus
 from aioflags.testing import FlagServer
 from tests.flags import BOOL_FLAG
+from tests.processes import HTTP_GUARD
 
 FLAG = BOOL_FLAG
 SECRET = "sdk-0123456789abcdef-secret"
@@ -88,7 +89,10 @@ async def test_a_flag_server_filters_no_logger_of_the_process() -> None:
     them in its own process.
     """
     before = {name: list(logging.getLogger(name).filters) for name in LOOP_LOGGERS}
-    async with FlagServer({"f": FLAG}) as server, httpx.AsyncClient() as http:
+    async with (
+        FlagServer({"f": FLAG}) as server,
+        httpx.AsyncClient(timeout=HTTP_GUARD) as http,
+    ):
         assert (await http.get(f"{server.url}/sdk/latest-all")).status_code == 200
         running = {name: list(logging.getLogger(name).filters) for name in LOOP_LOGGERS}
     after = {name: list(logging.getLogger(name).filters) for name in LOOP_LOGGERS}

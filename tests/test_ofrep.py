@@ -33,7 +33,7 @@ import aioflags
 from aioflags import Client, Context
 from aioflags.ofrep import OFREPApp, Request
 from aioflags.testing import FlagServer, Limits
-from tests.processes import ended
+from tests.processes import HTTP_GUARD, ended
 
 CLIENT_SIDE = {"clientSideAvailability": {"usingEnvironmentId": True}}
 BANNER = {
@@ -69,7 +69,7 @@ GUARD = 30  # a guard against a hang, never a timing the test relies on
 async def test_single_answers_value_variant_reason_and_metadata() -> None:
     async with (
         FlagServer(FLAGS) as server,
-        httpx.AsyncClient(base_url=server.url) as http,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as http,
     ):
         answer = await http.post("/ofrep/v1/evaluate/flags/banner", json=U1)
         assert answer.status_code == 200
@@ -107,7 +107,7 @@ async def test_bad_input_is_a_400_with_an_ofrep_failure_body(
 ) -> None:
     async with (
         FlagServer(FLAGS) as server,
-        httpx.AsyncClient(base_url=server.url) as http,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as http,
     ):
         for path in ("/ofrep/v1/evaluate/flags/banner", "/ofrep/v1/evaluate/flags"):
             answer = await http.post(path, content=body)
@@ -122,7 +122,7 @@ async def test_bad_input_is_a_400_with_an_ofrep_failure_body(
 async def test_a_large_body_is_refused_without_being_read() -> None:
     async with (
         FlagServer(FLAGS) as server,
-        httpx.AsyncClient(base_url=server.url) as http,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as http,
     ):
 
         async def endless() -> AsyncIterator[bytes]:
@@ -137,7 +137,7 @@ async def test_a_large_body_is_refused_without_being_read() -> None:
 async def test_unknown_flags_and_wrong_methods() -> None:
     async with (
         FlagServer(FLAGS) as server,
-        httpx.AsyncClient(base_url=server.url) as http,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as http,
     ):
         answer = await http.post("/ofrep/v1/evaluate/flags/nope", json=U1)
         assert answer.status_code == 404
@@ -168,8 +168,9 @@ async def both_targets() -> AsyncIterator[dict[str, httpx.AsyncClient]]:
     async with (
         FlagServer(FLAGS) as server,
         Client(server.config(send_events=False)) as client,
-        httpx.AsyncClient(base_url=server.url) as served,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as served,
         httpx.AsyncClient(
+            timeout=HTTP_GUARD,
             transport=httpx.ASGITransport(app=OFREPApp(client, expose="all")),
             base_url="http://app",
         ) as app,
@@ -231,7 +232,7 @@ async def test_every_path_under_ofrep_answers_in_ofrep_s_shapes(path: str) -> No
 async def test_bulk_has_an_etag_a_304_and_a_new_tag_after_a_change() -> None:
     async with (
         FlagServer(FLAGS) as server,
-        httpx.AsyncClient(base_url=server.url) as http,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as http,
     ):
         bulk = "/ofrep/v1/evaluate/flags"
         first = await http.post(bulk, json=U1)
@@ -270,7 +271,7 @@ async def test_bulk_has_an_etag_a_304_and_a_new_tag_after_a_change() -> None:
 async def test_cors_for_loopback_pages_only() -> None:
     async with (
         FlagServer(FLAGS) as server,
-        httpx.AsyncClient(base_url=server.url) as http,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as http,
     ):
         page = {
             "origin": "http://localhost:5173",
@@ -485,7 +486,7 @@ async def test_the_python_provider_against_an_ofrep_app_in_fastapi_under_uvicorn
                 )
                 _check(results)
                 # expose="client-side": a server-only flag is an unknown flag.
-                async with httpx.AsyncClient(base_url=base) as http:
+                async with httpx.AsyncClient(timeout=HTTP_GUARD, base_url=base) as http:
                     hidden = await http.post(
                         "/ofrep/v1/evaluate/flags/server-only", json=U1
                     )
@@ -534,7 +535,10 @@ async def test_context_callable_overrides_the_body() -> None:
                 Mount("/", OFREPApp(client, context=_session_context, expose="all"))
             ]
         )
-        async with uvicorn_app(app) as url, httpx.AsyncClient(base_url=url) as http:
+        async with (
+            uvicorn_app(app) as url,
+            httpx.AsyncClient(timeout=HTTP_GUARD, base_url=url) as http,
+        ):
             answer = await http.post(
                 "/ofrep/v1/evaluate/flags/banner",
                 json={"context": {"targetingKey": "u1", "plan": "free"}},
@@ -556,7 +560,7 @@ async def test_a_client_without_data_answers_503_with_retry_after() -> None:
             app = OFREPApp(client)
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(
-                transport=transport, base_url="http://app"
+                timeout=HTTP_GUARD, transport=transport, base_url="http://app"
             ) as http:
                 answer = await http.post("/ofrep/v1/evaluate/flags/banner", json=U1)
                 assert answer.status_code == 503
@@ -622,7 +626,9 @@ async def test_a_single_evaluation_runs_the_client_s_hooks_a_bulk_one_does_not()
         FlagServer(FLAGS) as flags,
         Client(flags.config(send_events=False, hooks=[Seen()])) as client,
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=OFREPApp(client)), base_url="http://app"
+            timeout=HTTP_GUARD,
+            transport=httpx.ASGITransport(app=OFREPApp(client)),
+            base_url="http://app",
         ) as http,
     ):
         assert (await http.post("/ofrep/v1/evaluate/flags/banner", json=U1)).is_success
@@ -648,7 +654,9 @@ async def test_a_flag_hidden_by_expose_is_logged_once_with_the_fix(
         FlagServer(FLAGS) as flags,
         Client(flags.config(send_events=False)) as client,
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=OFREPApp(client)), base_url="http://app"
+            timeout=HTTP_GUARD,
+            transport=httpx.ASGITransport(app=OFREPApp(client)),
+            base_url="http://app",
         ) as http,
     ):
         for _ in range(3):
@@ -701,7 +709,7 @@ async def test_hidden_flags_are_logged_up_to_a_cap_and_not_with_expose_all(
             app = OFREPApp(client, expose=expose)
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(
-                transport=transport, base_url="http://a"
+                timeout=HTTP_GUARD, transport=transport, base_url="http://a"
             ) as http:
                 for key in [*hidden, *hidden]:
                     answer = await http.post(f"/ofrep/v1/evaluate/flags/{key}", json=U1)

@@ -41,6 +41,7 @@ from aioflags import Client
 from aioflags.ofrep import OFREPApp
 from aioflags.testing import FlagServer
 from tests.ofrep_document import BULK, DOCUMENT, SINGLE
+from tests.processes import HTTP_GUARD
 from tests.test_ofrep import CLIENT_SIDE, uvicorn_app
 
 #: The flag ``OFREPApp``'s default ``expose="client-side"`` hides (it
@@ -225,7 +226,7 @@ def targets() -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="module")
 def http() -> Iterator[httpx.Client]:
     """One HTTP client for the sweep's many requests."""
-    with httpx.Client() as client:
+    with httpx.Client(timeout=HTTP_GUARD) as client:
         yield client
 
 

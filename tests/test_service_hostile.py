@@ -36,7 +36,7 @@ import pytest
 from aioflags._service import _console as console
 from aioflags.testing import FlagServer, Limits
 from tests.flags import BOOL_FLAG
-from tests.processes import ended
+from tests.processes import HTTP_GUARD, ended
 
 #: The service's bounds, as every FlagServer and `aioflags serve` has them.
 LIMITS = Limits()
@@ -284,7 +284,7 @@ async def main():
     async with FlagServer({"f": {"on": True, "variations": [True, False],
                                  "fallthrough": {"variation": 0}}}) as server:
         host, port = server.url[7:].rsplit(":", 1)
-        async with httpx.AsyncClient(base_url=server.url) as http:
+        async with httpx.AsyncClient(timeout=60, base_url=server.url) as http:
             await http.get("/sdk/latest-all")
             soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
             resource.setrlimit(resource.RLIMIT_NOFILE, (60, hard))
@@ -577,7 +577,7 @@ async def test_s5_an_oversized_or_foreign_body_is_refused_before_it_is_read(
 async def test_s5_a_chunked_body_is_cut_at_the_cap() -> None:
     async with (
         FlagServer(FLAGS) as server,
-        httpx.AsyncClient(base_url=server.url) as http,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as http,
     ):
 
         async def chunks() -> AsyncIterator[bytes]:
@@ -593,7 +593,7 @@ async def test_s5_a_chunked_body_is_cut_at_the_cap() -> None:
 async def test_s5_keep_bytes_bounds_the_recorded_bodies() -> None:
     async with (
         FlagServer(FLAGS, keep_bytes=10_000) as server,
-        httpx.AsyncClient(base_url=server.url) as http,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as http,
     ):
         for _ in range(20):
             await http.post("/bulk", content=b"[" + b" " * 2000 + b"]")
@@ -607,7 +607,7 @@ async def test_keep_bytes_bounds_the_kept_event_payloads_too() -> None:
     payload = b"[" + b"{}," * 999 + b"{}]"  # 3,000 bytes, 1,000 events
     async with (
         FlagServer(FLAGS, keep_bytes=10_000) as server,
-        httpx.AsyncClient(base_url=server.url) as http,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as http,
     ):
         for _ in range(10):
             assert (await http.post("/bulk", content=payload)).status_code == 202
@@ -642,7 +642,7 @@ async def test_n2_on_a_wildcard_bind_a_rebinding_page_cannot_post_events(
         # As bound to 0.0.0.0 (tests may not bind beyond loopback: conftest.py).
         monkeypatch.setattr(server, "_host", "0.0.0.0")
         port = server.url.rsplit(":", 1)[1]
-        async with httpx.AsyncClient(base_url=server.url) as http:
+        async with httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as http:
             rebound = {"host": f"attacker.example:{port}"}
             answer = await http.post("/bulk", content=b"[]", headers=rebound)
             assert answer.status_code == 403
@@ -663,7 +663,7 @@ def test_n3_bidirectional_controls_are_shown_not_obeyed() -> None:
 async def test_an_event_response_has_one_date_the_skewed_one() -> None:
     async with (
         FlagServer(FLAGS) as server,
-        httpx.AsyncClient(base_url=server.url) as http,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as http,
     ):
         server.clock_skew = 3600.0
         answer = await http.post("/bulk", content=b"[]")
@@ -736,7 +736,9 @@ async def test_a_head_past_max_head_is_a_431_over_http_1_and_2(http2: bool) -> N
     """Hypercorn bounds a head while it arrives; a whole one is bounded too."""
     async with (
         FlagServer({"f": BOOL_FLAG}) as server,
-        httpx.AsyncClient(base_url=server.url, http1=not http2, http2=http2) as http,
+        httpx.AsyncClient(
+            timeout=HTTP_GUARD, base_url=server.url, http1=not http2, http2=http2
+        ) as http,
     ):
         big = await http.get("/sdk/latest-all", headers={"x-big": "y" * 17_000})
         assert (big.http_version, big.status_code) == (
@@ -756,7 +758,9 @@ async def test_a_request_refused_over_http_2_is_answered_and_its_connection_live
     # when an answer came before the body it refused (pgjones/hypercorn#329).
     async with (
         FlagServer({"f": BOOL_FLAG}) as server,
-        httpx.AsyncClient(base_url=server.url, http1=False, http2=True) as http,
+        httpx.AsyncClient(
+            timeout=HTTP_GUARD, base_url=server.url, http1=False, http2=True
+        ) as http,
     ):
         refused = await http.post("/ui/api/flag", content=b"x" * 40_000)  # no token
         assert (refused.http_version, refused.status_code) == ("HTTP/2", 403)
@@ -767,7 +771,7 @@ async def test_a_request_refused_over_http_2_is_answered_and_its_connection_live
 async def test_streams_are_opened_by_get_alone() -> None:
     async with (
         FlagServer({"f": BOOL_FLAG}) as server,
-        httpx.AsyncClient(base_url=server.url) as http,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as http,
     ):
         for path in ("/sdk/stream", "/all"):
             posted = await http.post(path)
