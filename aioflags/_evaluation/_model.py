@@ -968,7 +968,7 @@ class CompiledFlag:
     flag_metadata: Mapping[str, JSONValue] | None
     #: the OpenFeature provider's answers (reason, variant, metadata) for
     #: this flag version's details, kept by the provider
-    #: (``aioflags.openfeature._answers``): they never change
+    #: (``aioflags._client._ofanswers.answers_of``): they never change
     openfeature: dict[int, Any]
     #: what an enabled flagd flag's targeting can choose: the variation
     #: indexes it can name, whether it can name none (reason DEFAULT), and
