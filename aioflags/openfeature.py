@@ -51,25 +51,19 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import functools
 import logging
-import math
-from typing import TYPE_CHECKING, Any, Final, TypeAlias, final
+from typing import TYPE_CHECKING, Any, Final, final
 
 try:
     from openfeature.event import ProviderEventDetails
     from openfeature.exception import (
         ErrorCode,
-        FlagNotFoundError,
         GeneralError,
         InvalidContextError,
-        ParseError,
         ProviderFatalError,
-        ProviderNotReadyError,
         TargetingKeyMissingError,
-        TypeMismatchError,
     )
-    from openfeature.flag_evaluation import FlagResolutionDetails, Reason
+    from openfeature.flag_evaluation import FlagResolutionDetails
     from openfeature.provider import AbstractProvider, Metadata
 except ImportError as _missing:  # pragma: no cover - depends on the installed extras
     raise ImportError(
@@ -83,6 +77,12 @@ from ._client._blocking import running_library as _running_library
 from ._client._client import Client, openfeature_read
 from ._client._config import Config
 from ._client._events import EventDetails, ProviderEvent, ProviderStatus
+from ._client._ofanswers import NO_ATTRIBUTES as _NO_ATTRIBUTES
+from ._client._ofanswers import TYPED_DETAIL as _TYPED_DETAIL
+from ._client._ofanswers import answers_of as _answers
+from ._client._ofanswers import context_for as _context_for
+from ._client._ofanswers import mapping as _mapping
+from ._client._ofanswers import refused as _refused
 from ._client._ofcontext import (
     ContextCache,
     ContextError,
@@ -92,13 +92,6 @@ from ._client._ofcontext import (
 from ._client._ofcontext import json_value as _json
 from ._core._exceptions import ClientClosedError
 from ._evaluation._logonce import Occurrences
-from ._evaluation._pipeline import (
-    BOOL_VARIATION_DETAIL,
-    FLOAT_VARIATION_DETAIL,
-    INT_VARIATION_DETAIL,
-    JSON_VARIATION_DETAIL,
-    STRING_VARIATION_DETAIL,
-)
 
 #: The statuses a client settles on first (it keeps trying after ERROR).
 _SETTLED = (
@@ -109,17 +102,13 @@ _SETTLED = (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
     from openfeature.evaluation_context import EvaluationContext
     from openfeature.track import TrackingEventDetails
 
     from ._core._json import JSONValue
     from ._evaluation._context import Context
-    from ._evaluation._model import CompiledFlag
-    from ._evaluation._pipeline import Method
-    from ._evaluation._results import EvaluationDetail, Result
-    from ._evaluation._snapshot import FlagSnapshot
     from ._systems import FlagSystem
 
 __all__ = ["AioflagsProvider", "to_context", "to_flagd_context"]
@@ -130,8 +119,6 @@ _RECHECK_TIMEOUT: Final = 5.0
 
 
 # ------------------------------------------------------------------ contexts
-#: The attributes of no context (None): none.
-_NO_ATTRIBUTES: Final[dict[str, Any]] = {}
 
 
 def to_context(evaluation_context: EvaluationContext | None) -> Context:
@@ -162,11 +149,6 @@ def to_context(evaluation_context: EvaluationContext | None) -> Context:
         raise _refused(exc) from None
 
 
-# ------------------------------------------------------------------- reasons
-#: OpenFeature's reason words, to hand back its own enum members.
-_REASONS: Final = {reason.value: reason for reason in Reason}
-
-
 def to_flagd_context(evaluation_context: EvaluationContext | None) -> Context:
     """Map an OpenFeature evaluation context as flagd's providers map it, for a flagd flag.
 
@@ -186,141 +168,8 @@ def to_flagd_context(evaluation_context: EvaluationContext | None) -> Context:
         raise _refused(exc) from None
 
 
-def _refused(exc: ContextError) -> TargetingKeyMissingError | InvalidContextError:
-    """The SDK's exception for a context a mapping refused (``exc``)."""
-    if exc.code == "TARGETING_KEY_MISSING":
-        return TargetingKeyMissingError(str(exc))
-    return InvalidContextError(str(exc))
-
-
-def _context_for(
-    system: FlagSystem | None, evaluation_context: EvaluationContext | None
-) -> Context:
-    """An OpenFeature context as ``system`` (the flag's; None: no flag) maps it.
-
-    The flag's system maps it (``FlagSystem.context_from``, which makes
-    OpenFeature's values JSON in its one pass). A key with no flag takes
-    the attributes as given (``given_context_from``: no context refused
-    for want of a key, the answer is FLAG_NOT_FOUND all the same).
-    """
-    key: str | None = None
-    attributes: Mapping[str, Any] = _NO_ATTRIBUTES
-    if evaluation_context is not None:
-        key, attributes = (
-            evaluation_context.targeting_key,
-            evaluation_context.attributes,
-        )
-    try:
-        if system is None:
-            return given_context_from(key, attributes)
-        return system.context_from(key, attributes, logger)
-    except ContextError as exc:
-        raise _refused(exc) from None
-
-
-def _mapping(system: FlagSystem | None) -> Callable[[EvaluationContext], Context]:
-    """What maps an OpenFeature context (not None) for ``system``'s flags (None: a key with no flag).
-
-    :func:`_context_for`, with the system's mapping bound once: it runs
-    for every context not kept (a new object per call: every call).
-    """
-    if system is None:
-        return functools.partial(_context_for, None)
-    context_from = system.context_from
-
-    def mapping(evaluation_context: EvaluationContext) -> Context:
-        try:
-            return context_from(
-                evaluation_context.targeting_key, evaluation_context.attributes, logger
-            )
-        except ContextError as exc:
-            raise _refused(exc) from None
-
-    return mapping
-
-
-def _reason(word: str) -> Reason | str:
-    """OpenFeature's ``Reason`` member for ``word``; LaunchDarkly's own words as they are."""
-    return _REASONS.get(word, word)
-
-
-def _raise_for(detail: EvaluationDetail[Any], status: ProviderStatus) -> None:
-    error = detail.reason.get("errorKind")
-    if error is None:
-        return
-    if error == "FLAG_NOT_FOUND":
-        raise FlagNotFoundError("no such flag")
-    if error == "WRONG_TYPE":
-        raise TypeMismatchError("the flag's value does not have the requested type")
-    if error == "CLIENT_NOT_READY":
-        if status is ProviderStatus.FATAL:
-            raise ProviderFatalError("the aioflags client is FATAL")
-        raise ProviderNotReadyError("the aioflags client has no flag data yet")
-    if error in ("MALFORMED_FLAG", "PARSE_ERROR"):
-        raise ParseError("the flag's configuration is malformed")
-    if error == "USER_NOT_SPECIFIED":
-        raise InvalidContextError("the evaluation context is not valid")
-    raise GeneralError(f"evaluation failed: {error}")
-
-
-#: What the provider answers of a result: (the result, the resolver kind,
-#: ``FlagResolutionDetails``' arguments in its fields' order: the value, no
-#: error code, no error message, the reason, the variant, the metadata).
-_Answers: TypeAlias = "tuple[Result, str, tuple[Any, None, None, Reason | str, str | None, Mapping[str, JSONValue]]]"
-
 #: The status whose client raises at every evaluation.
 _FATAL: Final = ProviderStatus.FATAL
-
-#: The snapshot's typed evaluation method for each resolver kind (what
-#: its ``*_variation_detail`` methods answer with).
-_TYPED_DETAIL: Final[dict[str, Method[EvaluationDetail[Any]]]] = {
-    "bool": BOOL_VARIATION_DETAIL,
-    "int": INT_VARIATION_DETAIL,
-    "float": FLOAT_VARIATION_DETAIL,
-    "str": STRING_VARIATION_DETAIL,
-    "object": JSON_VARIATION_DETAIL,
-}
-
-#: The answers a compiled flag keeps (``CompiledFlag.openfeature``); when
-#: full, it starts over.
-_KEPT_ANSWERS: Final = 64
-
-
-def _answers(
-    snapshot: FlagSnapshot,
-    key: str,
-    flag: CompiledFlag | None,
-    result: Result,
-    detail: EvaluationDetail[Any],
-    kind: str,
-    status: ProviderStatus,
-) -> _Answers:
-    """What OpenFeature reports of ``detail`` (``result``'s), an evaluation of ``flag`` (``key``) for resolver ``kind``.
-
-    Raises the SDK's exception for an error (:func:`_raise_for`) or a value
-    OpenFeature does not take for ``kind``. A result that serves a
-    variation is a compiled flag's own, the same object at every
-    evaluation that ends there, and a flag version's reasons, variants and
-    metadata never change: its answers are kept on the flag
-    (``CompiledFlag.openfeature``, by the result's identity; the entry
-    holds the result, so that identity is not reused while it is kept).
-    """
-    _raise_for(detail, status)
-    value: Any = detail.value
-    if kind == "float" and isinstance(value, int):
-        value = float(value)
-    elif kind == "object" and not isinstance(value, (dict, list)):
-        raise TypeMismatchError("the flag's value is not an object or a list")
-    if kind == "float" and isinstance(value, float) and not math.isfinite(value):
-        raise TypeMismatchError("the flag's value is not a finite number")
-    word, variant, metadata = snapshot.openfeature_details(key, detail)
-    answers = (result, kind, (value, None, None, _reason(word), variant, metadata))
-    if flag is not None and result.variation_index is not None:
-        kept = flag.openfeature
-        if len(kept) >= _KEPT_ANSWERS:
-            kept.clear()
-        kept[id(result)] = answers
-    return answers
 
 
 # ------------------------------------------------------------------ provider

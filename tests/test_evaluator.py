@@ -242,7 +242,12 @@ def _our_classes() -> set[type]:
     for path in sorted(root.rglob("*.py")):
         parts = path.relative_to(root.parent).with_suffix("").parts
         name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        if name in ("aioflags.__main__", "aioflags.otel", "aioflags.openfeature"):
+        if name in (
+            "aioflags.__main__",
+            "aioflags.otel",
+            "aioflags.openfeature",
+            "aioflags._client._ofanswers",
+        ):
             continue  # optional extras, a script
         module = importlib.import_module(name)
         classes.update(

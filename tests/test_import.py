@@ -76,6 +76,7 @@ NOT_AT_IMPORT = (
     "aioflags.testing",
     "aioflags.otel",
     "aioflags.openfeature",
+    "aioflags._client._ofanswers",
     "aioflags.blocking",
     "redis",
     # the regular-expression machinery: loaded by the first `matches`

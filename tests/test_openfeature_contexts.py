@@ -24,13 +24,9 @@ from openfeature.exception import TargetingKeyMissingError, TypeMismatchError
 from aioflags import Client, Config, DataSystem, ProviderStatus
 from aioflags._client import _ofcontext
 from aioflags._client._client import openfeature_read
+from aioflags._client._ofanswers import TYPED_DETAIL
 from aioflags._client._ofcontext import ContextCache
-from aioflags.openfeature import (
-    _TYPED_DETAIL,
-    AioflagsProvider,
-    to_context,
-    to_flagd_context,
-)
+from aioflags.openfeature import AioflagsProvider, to_context, to_flagd_context
 
 #: A flagd flag and a LaunchDarkly flag, each "staff" for an email at
 #: example.com (the flagd one reads it nested too, under "user").
@@ -328,7 +324,7 @@ async def test_issue96_the_provider_reads_the_client_as_its_status_and_snapshot(
     staff = EvaluationContext("k1", {"email": "ann@example.com"})
     for key, mapping in (("flagd-staff", to_flagd_context), ("ld-staff", to_context)):
         context = mapping(staff)
-        method = _TYPED_DETAIL["str"]
+        method = TYPED_DETAIL["str"]
         result = step.evaluate(data, method, key, context, "x")
         assert method.answer(result, "x") == snapshot.string_variation_detail(
             key, context, "x"

@@ -59,13 +59,13 @@ from aioflags._datasystem._context import mark_flag_system
 from aioflags._datasystem._plane._config import Plane
 from aioflags._datasystem._sources._files import EMPTY_FILE, FlagFileError
 from aioflags._evaluation._codegen import Code
-from aioflags._evaluation._model import (
-    CompiledFlag,
+from aioflags._evaluation._model import CompiledFlag
+from aioflags._evaluation._results import Reason, Result, own_cache
+from aioflags._evaluation._system_parts import (
     DocumentFormat,
     DocumentProblem,
     SystemConfiguration,
 )
-from aioflags._evaluation._results import Reason, Result, own_cache
 from aioflags._systems import register, unregister
 from aioflags.sources import (
     Change,

@@ -24,7 +24,7 @@ from ._plane._config import Plane, plane_of
 from ._stores._mode import StoreMode
 
 if TYPE_CHECKING:
-    from aioflags._evaluation._model import SystemConfiguration
+    from aioflags._evaluation._system_parts import SystemConfiguration
 
     from ._context import InitializerFactory, SynchronizerFactory
     from ._sources._saved import SavedState

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from aioflags._core._json import JSONObject
-    from aioflags._evaluation._model import DocumentProblem
+    from aioflags._evaluation._system_parts import DocumentProblem
 
 __all__ = ["FLAGD_DOCUMENT", "FlagdDocument"]
 

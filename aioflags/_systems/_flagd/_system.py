@@ -26,12 +26,9 @@ if TYPE_CHECKING:
 
     from aioflags._core._json import JSONObject, JSONValue
     from aioflags._evaluation._context import Context
-    from aioflags._evaluation._model import (
-        CompiledFlag,
-        DocumentFormat,
-        SystemConfiguration,
-    )
+    from aioflags._evaluation._model import CompiledFlag
     from aioflags._evaluation._results import Result
+    from aioflags._evaluation._system_parts import DocumentFormat, SystemConfiguration
 
 __all__ = ["FLAGD", "Flagd", "typed_check"]
 

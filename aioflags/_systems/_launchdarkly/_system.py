@@ -8,12 +8,8 @@ from typing import TYPE_CHECKING, Any, Final, final
 from aioflags._client._ofcontext import context_from
 from aioflags._evaluation._data import EMPTY
 from aioflags._evaluation._evaluate import ERROR_RESULTS, typed_check
-from aioflags._evaluation._model import (
-    MALFORMED,
-    compile_launchdarkly,
-    link_nothing,
-    no_shared_keys,
-)
+from aioflags._evaluation._model import MALFORMED, compile_launchdarkly
+from aioflags._evaluation._system_parts import link_nothing, no_shared_keys
 
 from . import _coverage, _tools, _words
 
@@ -22,12 +18,9 @@ if TYPE_CHECKING:
 
     from aioflags._core._json import JSONObject, JSONValue
     from aioflags._evaluation._context import Context
-    from aioflags._evaluation._model import (
-        CompiledFlag,
-        DocumentFormat,
-        SystemConfiguration,
-    )
+    from aioflags._evaluation._model import CompiledFlag
     from aioflags._evaluation._results import Result
+    from aioflags._evaluation._system_parts import DocumentFormat, SystemConfiguration
 
 __all__ = ["LAUNCHDARKLY", "LaunchDarkly"]
 
