@@ -148,8 +148,12 @@ def reference_errors(look: Look, alpha: float) -> bool:
     )
 
 
-def reference_latency(look: Look, alpha: float) -> bool:
-    """``gbstats``' sequential test (``SequentialTwoSidedTTest``, absolute difference) on the same sums: does its interval exclude 0 above?"""
+def reference_latency(look: Look, alpha: float, *, tuning: float = N_STAR) -> bool:
+    """``gbstats``' sequential test on the same sums: does its interval exclude 0 above?
+
+    ``SequentialTwoSidedTTest`` on the absolute difference, its tuning
+    parameter ``tuning`` (aioflags' :data:`N_STAR` unless given).
+    """
     from gbstats.frequentist.tests import (
         SequentialConfig,
         SequentialTwoSidedTTest,
@@ -159,8 +163,44 @@ def reference_latency(look: Look, alpha: float) -> bool:
     control = SampleMeanStatistic(n=look.n, sum=look.s_c, sum_squares=look.q_c)
     treatment = SampleMeanStatistic(n=look.n, sum=look.s_t, sum_squares=look.q_t)
     config = SequentialConfig(
-        alpha=alpha, difference_type="absolute", sequential_tuning_parameter=N_STAR
+        alpha=alpha, difference_type="absolute", sequential_tuning_parameter=tuning
     )
     test = SequentialTwoSidedTTest(control, treatment, config)
     low, _ = test.confidence_interval
     return bool(look.n >= MIN_PER_ARM and low > 0)
+
+
+def same_mixture_tuning(alpha: float, other: float) -> float:
+    """The ``gbstats`` tuning parameter at level ``other`` whose mixture is aioflags' at ``alpha``.
+
+    ``gbstats`` derives the mixture's ``rho`` from its level; this keeps the
+    mixture fixed while the level changes, for the sandwich of
+    tests/test_guards_stats.py: the one-sided e-value is the two-sided one
+    times ``2 * Phi(c)``, between 1 and 2 when the treatment is worse, so
+    aioflags decides no later than ``gbstats`` at ``alpha`` and no sooner
+    than ``gbstats`` at ``2 * alpha`` with the same mixture.
+    """
+
+    def spent(level: float) -> float:
+        return -2 * math.log(level) + math.log(1 - 2 * math.log(level))
+
+    return N_STAR * spent(other) / spent(alpha)
+
+
+def stopping_pair(
+    stream: Iterator[Look],
+    ours: Callable[[Look, float], Evidence],
+    reference: Callable[[Look, float], bool],
+    alpha: float,
+) -> tuple[int | None, int | None]:
+    """Requests per arm at which each test first decides on one stream (None: never)."""
+    mine: int | None = None
+    theirs: int | None = None
+    for look in stream:
+        if mine is None and ours(look, alpha).decided:
+            mine = look.n
+        if theirs is None and reference(look, alpha):
+            theirs = look.n
+        if mine is not None and theirs is not None:
+            break
+    return mine, theirs

@@ -31,6 +31,10 @@ from tests.guard_streams import (
     latency_stream,
     latency_test,
     median,
+    reference_errors,
+    reference_latency,
+    same_mixture_tuning,
+    stopping_pair,
 )
 
 N = 10_000  # requests per arm, well above the floor
@@ -306,3 +310,76 @@ def test_power_latency_20_percent_slower_median_meets_the_contract() -> None:
         looks=100,
     )
     assert median(found) <= 5_000
+
+
+# -- the references (the `reference` dependency group; skipped without it) ------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("counts", "weights"),
+    [
+        ([5_500, 4_500], [0.5, 0.5]),
+        ([5_020, 4_980], [0.5, 0.5]),
+        ([880, 1_120], [0.5, 0.5]),
+        ([2_400, 7_600], [0.25, 0.75]),
+        ([800, 700, 1_500], [0.25, 0.25, 0.5]),
+    ],
+)
+def test_the_sample_ratio_is_savvis_multinomial(
+    counts: list[int], weights: list[float]
+) -> None:
+    """The same Bayes factor as savvi's Multinomial (Lindon & Malek), to rounding."""
+    np = pytest.importorskip("numpy")
+    savvi = pytest.importorskip("savvi.multinomial")
+    test = savvi.Multinomial(0.01, np.array(weights))
+    test.update(np.array(counts))
+    ours = ratio_evidence(counts, weights, 0.01)
+    assert ours.value == pytest.approx(float(test.odds), rel=1e-9)
+    assert ours.decided == (float(test.odds) >= 100)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("slower", [1.0, 1.2])
+def test_latency_decides_between_gbstats_at_alpha_and_at_twice_alpha(
+    slower: float,
+) -> None:
+    """gbstats' SequentialTwoSidedTTest on the same sums, look by look.
+
+    The one-sided e-value is the two-sided one times 2 * Phi(c): between 1
+    and 2 when the treatment is worse. So where gbstats' interval excludes
+    0 above at alpha, aioflags decides; where aioflags decides, gbstats
+    does at 2 * alpha with the same mixture.
+    """
+    pytest.importorskip("gbstats")
+    alpha = 0.005
+    tuning = same_mixture_tuning(alpha, 2 * alpha)
+    rng = random.Random(12)
+    decided = 0
+    for _ in range(30):
+        for look in latency_stream(rng, slower, 40):
+            ours = latency_test(look, alpha).decided
+            decided += ours
+            if reference_latency(look, alpha):
+                assert ours, look
+            if ours:
+                assert reference_latency(look, 2 * alpha, tuning=tuning), look
+    assert decided > 0 if slower > 1 else decided >= 0
+
+
+@pytest.mark.slow
+def test_errors_agree_with_savvi_on_the_same_streams() -> None:
+    """savvi's multinomial test of the errors' split (two-sided, conditional): fewer decisions, later."""
+    pytest.importorskip("savvi.multinomial")
+    rng = random.Random(5)
+    pairs = [
+        stopping_pair(
+            error_stream(rng, 0.01, 0.02, 100), errors_test, reference_errors, 0.005
+        )
+        for _ in range(40)
+    ]
+    agree = sum((mine is None) == (theirs is None) for mine, theirs in pairs)
+    assert agree >= 36
+    ratios = [mine / theirs for mine, theirs in pairs if mine and theirs]
+    assert ratios
+    assert median(ratios) <= 1.0
