@@ -53,6 +53,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("aioflags._datasystem._supervisor",),
     ("aioflags._analytics",),
     ("aioflags._lens",),
+    ("aioflags._guards",),
     ("aioflags._client", "aioflags._asgi"),
     ("aioflags._systems",),
     ("aioflags._ofrep", "aioflags._diff", "aioflags._lifecycle"),
