@@ -25,6 +25,7 @@ from aioflags._guards._stats import (
 )
 from tests.guard_streams import (
     Look,
+    binomial,
     error_stream,
     errors_test,
     first_decision,
@@ -282,6 +283,30 @@ def test_aa_false_alarms_stay_under_alpha(
     alarms = _stopping(200, 98, stream, test, alpha, looks=200)
     fired = sum(1 for n in alarms if n != math.inf)
     assert fired <= _binomial_bound(200, alpha)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("rate", "share", "looks"), [(0.001, 0.1, 200), (0.3, 0.9, 30)]
+)
+def test_aa_false_alarms_stay_under_alpha_at_other_rates_and_splits(
+    rate: float, share: float, looks: int
+) -> None:
+    """A rare error (0.1 %) with a 10 % treatment arm, a common one (30 %) with a 90 % arm."""
+    rng = random.Random(11)
+    block_c = 100
+    block_t = round(block_c * share / (1 - share))
+    alarms = 0
+    for _ in range(200):
+        n_c = x_c = n_t = x_t = 0
+        for _ in range(looks):
+            n_c, n_t = n_c + block_c, n_t + block_t
+            x_c += binomial(rng, block_c, rate)
+            x_t += binomial(rng, block_t, rate)
+            if rate_evidence(n_c, x_c, n_t, x_t, 0.05).decided:
+                alarms += 1
+                break
+    assert alarms <= _binomial_bound(200, 0.05)
 
 
 @pytest.mark.slow
