@@ -22,6 +22,8 @@ OWN_FIGURES = {
     "bench_console.py": ("median",),
     "bench_serve_posts.py": ("worst of",),
     "bench_plane_liveness.py": ("worse of",),
+    # (the guards' statistics: simulated alarms and power, no SDK to race)
+    "bench_guards.py": ("alarms",),
     # (aioflags' provider, step by step: nothing to compare with)
     "bench_of_provider_split.py": ("per provider call",),
 }

@@ -14,6 +14,8 @@ import random
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aioflags._guards._stats import (
     MIN_PER_ARM,
@@ -25,6 +27,7 @@ from aioflags._guards._stats import (
 )
 from tests.guard_streams import (
     Look,
+    binomial,
     error_stream,
     errors_test,
     first_decision,
@@ -97,7 +100,10 @@ def test_no_requests_is_no_evidence() -> None:
     assert rate_evidence(0, 0, 0, 0, 0.01) == Evidence(
         value=1.0, decided=False, needed=MIN_PER_ARM
     )
-    assert rate_evidence(N, 0, N, 0, 0.01).value == 1.0
+    # No errors in either arm: no evidence either way (the value at no harm).
+    assert (
+        rate_evidence(N, 0, N, 0, 0.01).value == rate_evidence(N, 50, N, 50, 0.01).value
+    )
 
 
 def test_a_smaller_alpha_asks_for_more() -> None:
@@ -152,9 +158,50 @@ def test_mean_low_traffic_never_decides() -> None:
 
 
 def test_constant_arms_say_nothing() -> None:
-    """No spread in either arm: the normal model has nothing to say (e-value 1)."""
+    """No spread in either arm: the normal model has nothing to say (the value at no harm)."""
     evidence = mean_evidence(N, 1.0 * N, 1.0 * N, N, 2.0 * N, 4.0 * N, 0.01)
-    assert evidence == Evidence(value=1.0, decided=False, needed=0)
+    same = mean_evidence(N, 0.0, 1.0 * N, N, 0.0, 1.0 * N, 0.01)
+    assert evidence == Evidence(value=same.value, decided=False, needed=0)
+    assert evidence.value < 1
+
+
+# -- properties (Hypothesis) ---------------------------------------------------
+
+arms = st.integers(min_value=0, max_value=10**7)
+levels = st.floats(min_value=1e-6, max_value=0.5)
+
+
+@pytest.mark.slow
+@pytest.mark.no_cover
+@given(arms, arms, st.data(), levels)
+def test_a_treatment_no_worse_never_decides_whatever_the_counts(
+    n_c: int, n_t: int, data: st.DataObject, alpha: float
+) -> None:
+    """One-sided: at an equal or lower error rate the e-value stays below 1."""
+    x_c = data.draw(st.integers(min_value=0, max_value=n_c))
+    # the treatment's errors at most its share of the control's rate
+    x_t = data.draw(st.integers(min_value=0, max_value=x_c * n_t // n_c if n_c else 0))
+    evidence = rate_evidence(n_c, x_c, n_t, x_t, alpha)
+    assert evidence.value <= 1.0
+    assert not evidence.decided
+
+
+@pytest.mark.slow
+@pytest.mark.no_cover
+@given(
+    st.integers(min_value=MIN_PER_ARM, max_value=10**6),
+    st.floats(min_value=0.0, max_value=0.5),
+    st.integers(min_value=1, max_value=50),
+    levels,
+)
+def test_more_treatment_errors_never_weaken_the_evidence(
+    n: int, rate: float, extra: int, alpha: float
+) -> None:
+    x_c = round(n * rate)
+    x_t = min(n - extra, x_c)
+    before = rate_evidence(n, x_c, n, x_t, alpha).value
+    after = rate_evidence(n, x_c, n, x_t + extra, alpha).value
+    assert after >= before
 
 
 # -- the sample ratio --------------------------------------------------------
@@ -282,6 +329,30 @@ def test_aa_false_alarms_stay_under_alpha(
     alarms = _stopping(200, 98, stream, test, alpha, looks=200)
     fired = sum(1 for n in alarms if n != math.inf)
     assert fired <= _binomial_bound(200, alpha)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("rate", "share", "looks"), [(0.001, 0.1, 200), (0.3, 0.9, 30)]
+)
+def test_aa_false_alarms_stay_under_alpha_at_other_rates_and_splits(
+    rate: float, share: float, looks: int
+) -> None:
+    """A rare error (0.1 %) with a 10 % treatment arm, a common one (30 %) with a 90 % arm."""
+    rng = random.Random(11)
+    block_c = 100
+    block_t = round(block_c * share / (1 - share))
+    alarms = 0
+    for _ in range(200):
+        n_c = x_c = n_t = x_t = 0
+        for _ in range(looks):
+            n_c, n_t = n_c + block_c, n_t + block_t
+            x_c += binomial(rng, block_c, rate)
+            x_t += binomial(rng, block_t, rate)
+            if rate_evidence(n_c, x_c, n_t, x_t, 0.05).decided:
+                alarms += 1
+                break
+    assert alarms <= _binomial_bound(200, 0.05)
 
 
 @pytest.mark.slow
