@@ -25,6 +25,9 @@ from aioflags._evaluation._model import Result, Split, splits_of
 from aioflags._evaluation._pipeline import RESULT
 from aioflags._evaluation._snapshot import FlagSnapshot
 from aioflags._systems._flagd._data._definitions import flagd_flags
+from aioflags._systems._flagd._engine._compile import _prebuilt
+from aioflags._systems._flagd._system import FLAGD
+from tests.toy_system import TOY, registered_toy, toy_flag
 
 KEYS = 10_000
 
@@ -571,3 +574,47 @@ def test_issue98_where_names_the_fractional() -> None:
         "in-if": ["targeting: if[2]: fractional"],
         "nested-if": ["targeting: if[1]: if[1]: fractional"],
     }
+
+
+def test_issue98_a_fractional_an_evaluator_holds_is_counted() -> None:
+    """A ``$ref`` to a shared evaluator is the fractional itself once linked."""
+    document = {
+        "$evaluators": {"half": {"fractional": [["on", 50], ["off", 50]]}},
+        "flags": {"f": flagd({"if": [BETA_RULE, "on", {"$ref": "half"}]})},
+    }
+    snap = snapshot_from_data(dict(flagd_flags(document)))
+    (split,) = splits(snap, "f")
+    assert split.where == "targeting: if[2]: fractional"
+    ids = counted((split,))
+    free = Context.from_dict({"kind": "user", "key": "u", "plan": "free"})
+    beta = Context.from_dict({"kind": "user", "key": "u", "plan": "beta"})
+    assert id(result(snap, "f", free)) in ids
+    assert id(result(snap, "f", beta)) not in ids
+
+
+def test_issue98_a_large_targeting_built_ahead_keeps_its_splits() -> None:
+    """A targeting the store builds on a worker thread (``prebuild``) has the same splits."""
+    tests = [{"==": [{"var": "plan"}, f"plan-{i}"]} for i in range(700)]
+    chain: list[Any] = []
+    for test in tests:
+        chain += [test, "off"]
+    read = dict(flagd_flags({"flags": {"f": flagd({"if": [*chain, FRACTIONAL]})}}))
+    spec = read["f"]["flagd"]
+    flags: dict[str, object] = dict(read)
+    assert FLAGD.is_large(spec)
+    FLAGD.prebuild([("f", spec)])
+    assert id(spec) in _prebuilt
+    snap = snapshot_from_data(flags)
+    assert id(spec) not in _prebuilt  # (its compile took what was built)
+    (split,) = splits(snap, "f")
+    assert split.weights == pytest.approx((0.25, 0.75))
+    context = Context.from_dict({"kind": "user", "key": "u", "plan": "free"})
+    assert id(result(snap, "f", context)) in counted((split,))
+
+
+def test_issue98_the_toy_system_assigns_nothing_by_chance() -> None:
+    with registered_toy():
+        snap = snapshot_from_data({"t": toy_flag("t", 1)})
+        flag = snap._flag("t")
+        assert flag is not None and flag.system is TOY
+        assert splits_of(flag) == ()
