@@ -618,3 +618,12 @@ def test_issue98_the_toy_system_assigns_nothing_by_chance() -> None:
         flag = snap._flag("t")
         assert flag is not None and flag.system is TOY
         assert splits_of(flag) == ()
+
+
+def test_issue98_a_rollout_that_never_serves_is_no_split() -> None:
+    """An invalid ``bucketBy`` reference: every evaluation reaching it is MALFORMED_FLAG."""
+    bad = ld_rollout(50000, 50000, bucketBy="/", contextKind="user")
+    snap = snapshot({"f": ld_flag(fallthrough=bad)})
+    assert splits(snap, "f") == ()
+    r = result(snap, "f", Context.create("u"))
+    assert r.reason == {"kind": "ERROR", "errorKind": "MALFORMED_FLAG"}

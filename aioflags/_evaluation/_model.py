@@ -564,9 +564,11 @@ class Resolver:
         several entries. A bucket serving MALFORMED_FLAG (no such
         variation) is left out, and the weights are the shares of the
         buckets listed, summing to 1: what a counted context's chances
-        are. Never the twins a context it cannot bucket gets.
+        are. Never the twins a context it cannot bucket gets. None for a
+        rollout whose ``bucketBy`` is no valid reference too (every
+        evaluation reaching it is MALFORMED_FLAG).
         """
-        if self.fixed is not None:
+        if self.fixed is not None or self._bucketer._path is None:
             return None
         results: list[Result] = []
         shares: list[float] = []
