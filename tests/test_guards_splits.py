@@ -627,3 +627,19 @@ def test_issue98_a_rollout_that_never_serves_is_no_split() -> None:
     assert splits(snap, "f") == ()
     r = result(snap, "f", Context.create("u"))
     assert r.reason == {"kind": "ERROR", "errorKind": "MALFORMED_FLAG"}
+
+
+@pytest.mark.parametrize(("depth", "found"), [(15, 1), (16, 0)])
+def test_issue98_a_fractional_in_up_to_15_nested_ifs_is_counted(
+    depth: int, found: int
+) -> None:
+    """Deeper, it serves the flag's own results (not counted); the answer is the same."""
+    node: Any = FRACTIONAL
+    for _ in range(depth):
+        node = {"if": [{"var": "ok"}, node, "off"]}
+    snap = flagd_snapshot({"f": flagd(node)})
+    assert len(splits(snap, "f")) == found
+    answers = Counter(
+        snap.variation("f", context, None) for context in flagd_users(300)
+    )
+    assert set(answers) == {True, False}
