@@ -59,7 +59,7 @@ from aioflags._datasystem._context import mark_flag_system
 from aioflags._datasystem._plane._config import Plane
 from aioflags._datasystem._sources._files import EMPTY_FILE, FlagFileError
 from aioflags._evaluation._codegen import Code
-from aioflags._evaluation._model import CompiledFlag
+from aioflags._evaluation._model import CompiledFlag, Split
 from aioflags._evaluation._results import Reason, Result, own_cache
 from aioflags._evaluation._system_parts import (
     DocumentFormat,
@@ -273,6 +273,9 @@ class Toy:
 
     def typed_check(self, value: JSONValue, kind: type) -> tuple[bool, JSONValue]:
         return type(value) is kind, value
+
+    def splits(self, flag: CompiledFlag) -> tuple[Split, ...]:
+        return ()  # (its flags assign nothing by chance)
 
     def variant(self, flag: CompiledFlag | None, index: int) -> str:
         return f"toy-{index}"

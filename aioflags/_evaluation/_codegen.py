@@ -159,7 +159,12 @@ class Rollout(NamedTuple):
     The context's part of kind ``kind`` is bucketed by its top-level
     attribute ``attribute`` with ``prefix``; the first of ``results`` whose
     cumulative weight in ``thresholds`` exceeds the bucket is served, the
-    last one if none does.
+    last one if none does. A context without the part is served
+    ``missing``, and, unless it is None (the attribute is ``key``, always
+    a string), one whose bucket is 0 (the attribute missing, or neither a
+    string nor an integer) ``zero``: each equal to the result its bucket
+    would serve, but another object, so that a guard does not count it as
+    assigned by chance (``_model.Resolver``).
     """
 
     prefix: str
@@ -167,6 +172,8 @@ class Rollout(NamedTuple):
     attribute: str
     thresholds: tuple[float, ...]
     results: tuple[object, ...]
+    missing: object
+    zero: object | None
 
 
 #: What the generated code calls, beside the back end's builtins.
@@ -268,15 +275,21 @@ class _Writer:
         if fixed is not None:
             lines.append(f"{indent}return {self.operand(fixed)}")
         elif isinstance(resolve, Rollout):
-            prefix, kind, attribute, thresholds, results = resolve
+            prefix, kind, attribute, thresholds, results, missing, zero = resolve
             index = int(self.part(kind)[1:])
             self.values.add(index)
-            # -1 for a context without the kind; else the attribute's
-            # value's bucket, read as a clause reads it (a{index}).
+            # A context without the kind is not bucketed (see Rollout);
+            # else the attribute's value's bucket, read as a clause reads
+            # it (a{index}).
+            lines.append(f"{indent}if {self.missing(kind)}:")
+            lines.append(f"{indent}    return {self.operand(missing)}")
             lines.append(
-                f"{indent}b = -1.0 if {self.missing(kind)} else "
-                f"_bucket({self.operand(prefix)}, a{index}({self.operand(attribute)}))"
+                f"{indent}b = _bucket({self.operand(prefix)}, "
+                f"a{index}({self.operand(attribute)}))"
             )
+            if zero is not None:
+                lines.append(f"{indent}if b == 0.0:")
+                lines.append(f"{indent}    return {self.operand(zero)}")
             for threshold, result in zip(thresholds, results, strict=False):
                 lines.append(f"{indent}if b < {self.operand(threshold)}:")
                 lines.append(f"{indent}    return {self.operand(result)}")

@@ -20,7 +20,7 @@ import contextlib
 import contextvars
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol, TypeAlias
 
 from aioflags._core._logname import client_logger
 
@@ -56,6 +56,7 @@ __all__ = [
     "FlagSystem",
     "MalformedAbort",
     "Result",
+    "Split",
     "checked_flag",
     "checked_segment",
     "compile_flag",
@@ -65,10 +66,12 @@ __all__ = [
     "document_format",
     "flag_tombstone",
     "formats",
+    "launchdarkly_splits",
     "read_by",
     "register",
     "registered",
     "segment_tombstone",
+    "splits_of",
     "system_named",
     "system_of",
     "unregister",
@@ -397,13 +400,49 @@ class _Variations:
         return MALFORMED
 
 
+def _twin(result: Result) -> Result:
+    """Another object serving what ``result`` serves (MALFORMED as it is).
+
+    Equal to it (Result compares by value) but not it: what a rollout
+    serves a context it cannot bucket, which a guard must not count as
+    chosen by chance (:meth:`Resolver.split`).
+    """
+    if result is MALFORMED:
+        return result
+    return Result(
+        result.value,
+        result.variation_index,
+        result.reason,
+        result.experiment,
+        own_cache(),
+    )
+
+
 class Resolver:
     """A rule's or the fallthrough's variation or rollout, ready to serve.
 
     ``fixed`` is the precomputed result when there is no rollout to compute.
+
+    A rollout serves a context without the context kind it buckets
+    (bucket -1) the first bucket's variation, and one whose bucketing
+    attribute is missing or neither a string nor an integer (bucket 0) the
+    first bucket with a weight, as LaunchDarkly's SDKs do; but not the
+    bucket's own result: a twin of it (:func:`_twin`), equal by value, so
+    that its identity says the assignment was not by chance
+    (:meth:`split` lists the buckets' own results only).
     """
 
-    __slots__ = ("_bucketer", "_entries", "_experiment", "_last", "fixed", "rollout")
+    __slots__ = (
+        "_bucketer",
+        "_entries",
+        "_experiment",
+        "_last",
+        "_missing",
+        "_where",
+        "_zero",
+        "fixed",
+        "rollout",
+    )
 
     def __init__(
         self,
@@ -467,7 +506,13 @@ class Resolver:
             built.append((total, plain, tracked))
         self._entries = tuple(built)
         self._last = built[-1]
+        self._where = _where(reason)
+        # What a context it cannot bucket gets (see the class): twins of
+        # the results served at bucket -1 (no part of the kind: never an
+        # experiment's) and at bucket 0 (no usable value; a key always is).
+        self._missing = _twin(self._at(-1.0)[1])
         path = self._bucketer._path
+        self._zero = None if path == ("key",) else _twin(self._served_at(0.0))
         if not experiment and path is not None and len(path) == 1:
             self.rollout = Rollout(
                 self._bucketer._prefix,
@@ -475,7 +520,21 @@ class Resolver:
                 path[0],
                 tuple(threshold for threshold, _, _ in built[:-1]),
                 tuple(plain for _, plain, _ in built),
+                self._missing,
+                self._zero,
             )
+
+    def _at(self, b: float) -> tuple[float, Result, Result]:
+        """The bucket entry that bucket ``b`` falls in (the last past the weights)."""
+        for entry in self._entries:
+            if b < entry[0]:
+                return entry
+        return self._last
+
+    def _served_at(self, b: float) -> Result:
+        """What a context in bucket ``b`` (>= 0) is served."""
+        _, plain, tracked = self._at(b)
+        return tracked if self._experiment else plain
 
     def resolve(self, ctx: Context) -> Result:
         """The result for ``ctx`` (a rollout buckets it; a fixed result is returned as is)."""
@@ -483,11 +542,63 @@ class Resolver:
         if fixed is not None:
             return fixed
         b = self._bucketer.bucket(ctx)
+        if b <= 0.0:
+            if b < 0.0:
+                return self._missing
+            zero = self._zero
+            if zero is not None:
+                return zero
         for threshold, plain, tracked in self._entries:
             if b < threshold:
-                return tracked if self._experiment and b >= 0 else plain
+                return tracked if self._experiment else plain
         _, plain, tracked = self._last
-        return tracked if self._experiment and b >= 0 else plain
+        return tracked if self._experiment else plain
+
+    def split(self) -> Split | None:
+        """The rollout as a :class:`Split` (None: a fixed variation, or nothing served by chance).
+
+        One entry per bucket that a bucketed context can fall in (a
+        weight past the others' sum; the last bucket also takes what the
+        weights leave under 100%), each bucket's own result (an
+        experiment's tracked one): several buckets of one variation are
+        several entries. A bucket serving MALFORMED_FLAG (no such
+        variation) is left out, and the weights are the shares of the
+        buckets listed, summing to 1: what a counted context's chances
+        are. Never the twins a context it cannot bucket gets. None for a
+        rollout whose ``bucketBy`` is no valid reference too (every
+        evaluation reaching it is MALFORMED_FLAG).
+        """
+        if self.fixed is not None or self._bucketer._path is None:
+            return None
+        results: list[Result] = []
+        shares: list[float] = []
+        low = 0.0
+        for threshold, plain, tracked in self._entries:
+            high = max(low, min(threshold, 1.0))
+            if high > low:
+                results.append(tracked if self._experiment else plain)
+                shares.append(high - low)
+            low = high
+        if low < 1.0:  # (the last bucket takes the rest)
+            _, plain, tracked = self._last
+            last = tracked if self._experiment else plain
+            if results and results[-1] is last:
+                shares[-1] += 1.0 - low
+            else:
+                results.append(last)
+                shares.append(1.0 - low)
+        kept = [
+            (r, w) for r, w in zip(results, shares, strict=True) if r is not MALFORMED
+        ]
+        total = sum(w for _, w in kept)
+        if not kept or total <= 0.0:
+            return None
+        kind = "experiment" if self._experiment else "rollout"
+        return Split(
+            tuple(r for r, _ in kept),
+            tuple(w / total for _, w in kept),
+            f"the {kind} of {self._where}",
+        )
 
     def _served(self) -> tuple[Result, ...]:
         """The results it can serve: the fixed one, or each rollout bucket with a weight.
@@ -540,6 +651,28 @@ class Prerequisite:
 # (:func:`register`) when ``aioflags`` is imported. A system claims the flag
 # objects that hold its *part* (flagd's: ``{"key": ..., "flagd": {...}}``);
 # the system whose part is None (LaunchDarkly's) takes every other object.
+
+
+class Split(NamedTuple):
+    """One randomized assignment of a flag (a rollout, a fractional): the results it serves, each with its weight.
+
+    What a guard counts (issue 98, ``docs/architecture.md``, "Flag
+    systems"): an evaluation whose result *is* (by identity, ``id``; a
+    :class:`Result` compares by value) one of :attr:`results` was assigned
+    by chance. No other path of the flag (a target, a rule without a
+    rollout, the off variation, a prerequisite, an error, a context the
+    assignment cannot bucket) returns one of these objects.
+    """
+
+    #: the results it serves, each an object no other path of the flag
+    #: returns; several may serve one variation (LaunchDarkly's buckets)
+    results: tuple[Result, ...]
+    #: each result's share of what the assignment serves (they sum to 1);
+    #: None: computed per request (not known)
+    weights: tuple[float, ...] | None
+    #: where it is, in words: ``"the rollout of the fallthrough"``,
+    #: ``"the rollout of rules[2]"``, ``"targeting: if[1]: fractional"``
+    where: str
 
 
 class FlagSystem(Protocol):
@@ -603,6 +736,14 @@ class FlagSystem(Protocol):
 
     def reason_word(self, flag: CompiledFlag | None, reason: Mapping[str, Any]) -> str:
         """OpenFeature's word for ``reason``, an evaluation's of ``flag``."""
+        ...
+
+    def splits(self, flag: CompiledFlag) -> tuple[Split, ...]:
+        """``flag``'s randomized assignments (empty: none): what a guard counts.
+
+        Asked once per flag version (:func:`splits_of`), never by an
+        evaluation; see :class:`Split`.
+        """
         ...
 
     def branches(self, flag: CompiledFlag) -> dict[str, JSONValue]:
@@ -886,12 +1027,24 @@ def read_by(raw: Mapping[str, Any]) -> tuple[FlagSystem, Mapping[str, JSONValue]
     return system, definition
 
 
+def splits_of(flag: CompiledFlag) -> tuple[Split, ...]:
+    """``flag``'s randomized assignments, as its system says (``FlagSystem.splits``).
+
+    Empty for a flag that serves none: deleted, malformed, off (disabled),
+    or without a rollout (``fractional``).
+    """
+    if flag.deleted or flag.malformed is not None or not flag.on:
+        return ()
+    return flag.system.splits(flag)
+
+
 class CompiledFlag:
     """A flag ready for evaluation. ``malformed`` is set when the JSON was unusable."""
 
     __slots__ = (
         "client_side",
         "code",
+        "compiled_splits",
         "constant",
         "debug_events_until_date",
         "deleted",
@@ -959,6 +1112,10 @@ class CompiledFlag:
     system: FlagSystem
     #: the variation values (summary events name them by index)
     variations: tuple[JSONValue, ...]
+    #: the randomized assignments its system found as it compiled it
+    #: (flagd's fractionals: what only its compiler sees); empty for a
+    #: system that finds them when asked. Ask :func:`splits_of`.
+    compiled_splits: tuple[Split, ...]
     #: a flagd flag's variant names, by variation index (OpenFeature's
     #: ``variant``); ``None`` for a LaunchDarkly flag
     variant_names: tuple[str, ...] | None
@@ -1034,6 +1191,7 @@ def compile_flag(key: str, raw: JSONValue) -> CompiledFlag:
     flag.exclude_from_summaries = False
     flag.migration_check_ratio = 1
     flag.variations = ()
+    flag.compiled_splits = ()
     flag.variant_names = None
     flag.flag_metadata = None
     flag.openfeature = {}
@@ -1092,6 +1250,18 @@ def compile_launchdarkly(flag: CompiledFlag, raw: JSONValue) -> None:
     _compile_flag_body(flag, raw)
     if not flag.on:
         flag.constant = flag.off_result
+
+
+def launchdarkly_splits(flag: CompiledFlag) -> tuple[Split, ...]:
+    """A LaunchDarkly flag's rollouts (its rules', then its fallthrough's): LaunchDarkly's system's ``splits``.
+
+    Experiments too (``inExperiment`` or not); see :meth:`Resolver.split`.
+    """
+    if not flag.on or flag.malformed is not None or flag.fallthrough is None:
+        return ()
+    resolvers = [resolver for _, resolver in flag.rules]
+    resolvers.append(flag.fallthrough)
+    return tuple(split for split in (r.split() for r in resolvers) if split is not None)
 
 
 def _compile_flag_body(flag: CompiledFlag, raw: JSONObject) -> None:

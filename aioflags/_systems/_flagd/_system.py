@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from aioflags._core._json import JSONObject, JSONValue
     from aioflags._evaluation._context import Context
-    from aioflags._evaluation._model import CompiledFlag
+    from aioflags._evaluation._model import CompiledFlag, Split
     from aioflags._evaluation._results import Result
     from aioflags._evaluation._system_parts import DocumentFormat, SystemConfiguration
 
@@ -79,6 +79,10 @@ class Flagd:
     typed_check = staticmethod(typed_check)
     branches = staticmethod(_coverage.branches)
     branch_taken = staticmethod(_coverage.branch_taken)
+
+    def splits(self, flag: CompiledFlag) -> tuple[Split, ...]:
+        """Its targeting's ``fractional``s that are a branch's value, as compiled (``_engine._compile``)."""
+        return flag.compiled_splits
 
     def variant(self, flag: CompiledFlag | None, index: int) -> str:
         """The variant's name (``"on"``, ``"blue"``)."""

@@ -8,7 +8,11 @@ from typing import TYPE_CHECKING, Any, Final, final
 from aioflags._client._ofcontext import context_from
 from aioflags._evaluation._data import EMPTY
 from aioflags._evaluation._evaluate import ERROR_RESULTS, typed_check
-from aioflags._evaluation._model import MALFORMED, compile_launchdarkly
+from aioflags._evaluation._model import (
+    MALFORMED,
+    compile_launchdarkly,
+    launchdarkly_splits,
+)
 from aioflags._evaluation._system_parts import link_nothing, no_shared_keys
 
 from . import _coverage, _tools, _words
@@ -53,6 +57,7 @@ class LaunchDarkly:
     #: its options and variables are ``Config``'s own (``AIOFLAGS_*``)
     configuration: SystemConfiguration | None = None
     compile = staticmethod(compile_launchdarkly)
+    splits = staticmethod(launchdarkly_splits)
     typed_check = staticmethod(typed_check)
     branches = staticmethod(_coverage.branches)
     branch_taken = staticmethod(_coverage.branch_taken)

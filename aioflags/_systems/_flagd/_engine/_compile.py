@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Final, NamedTuple, final
 
 from aioflags._core._logname import client_logger
 from aioflags._evaluation._codegen import Code
-from aioflags._evaluation._model import _told
+from aioflags._evaluation._model import Split, _told
 from aioflags._evaluation._results import Reason, Result, own_cache
 
 from ._jsonlogic import TargetingError, build_targeting, constant_run
@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
     from aioflags._core._json import JSONObject, JSONValue
     from aioflags._evaluation._model import CompiledFlag
+
+    from ._jsonlogic_compiler import FractionalForm
 
 
 __all__ = [
@@ -117,7 +119,7 @@ class Variants:
     name: :attr:`by_name`, or :meth:`result_of` for what is not a string).
     """
 
-    __slots__ = ("by_name", "general", "on_null")
+    __slots__ = ("by_name", "general", "on_null", "splits")
 
     def __init__(self, by_name: dict[str, Result], on_null: Result) -> None:
         #: the ``TARGETING_MATCH`` result of each variant (but a null one:
@@ -128,6 +130,57 @@ class Variants:
         #: what a name no variant has, or a rule that fails as it runs,
         #: gives (flagd's Python provider's OpenFeature client: GENERAL)
         self.general = _GENERAL_RESULT
+        #: the fractionals' splits, as :meth:`randomized` makes their choices
+        self.splits: list[Split] = []
+
+    def randomized(self, form: FractionalForm, where: str) -> Variants:
+        """The choice of a ``fractional`` that is a branch's value: results of its own.
+
+        Each variant's ``TARGETING_MATCH`` result again, equal to
+        :attr:`by_name`'s but other objects (the answers stay the same to
+        the byte: OFREP, OpenFeature, coverage read values, not
+        identities), so that what this fractional serves is told apart by
+        identity from a variant the rule names itself. Null and a name no
+        variant has still give :attr:`on_null` and :attr:`general`. Its
+        :class:`Split` joins :attr:`splits`: the variants its entries name,
+        each weighed (a name in several entries once, their weights
+        summed; an entry naming no variant left out, and the weights the
+        shares of those listed), or every variant, unweighed, where the
+        weights are computed per evaluation.
+        """
+        own = Variants(
+            {
+                name: Result(r.value, r.variation_index, r.reason, False, own_cache())
+                for name, r in self.by_name.items()
+            },
+            self.on_null,
+        )
+        fractions = form.fractions
+        if not form.serves:
+            return own
+        if fractions is None:
+            if own.by_name:
+                self.splits.append(Split(tuple(own.by_name.values()), None, where))
+            return own
+        shares: dict[str, int] = {}
+        low = 0
+        for variant, threshold in zip(
+            fractions.variants, fractions.thresholds, strict=True
+        ):
+            name = variant_name(variant)
+            if name is not None and name in own.by_name and threshold > low:
+                shares[name] = shares.get(name, 0) + threshold - low
+            low = threshold
+        total = sum(shares.values())
+        if total:
+            self.splits.append(
+                Split(
+                    tuple(own.by_name[name] for name in shares),
+                    tuple(weight / total for weight in shares.values()),
+                    where,
+                )
+            )
+        return own
 
     def result_of(self, value: JSONValue) -> Result:
         """The result a rule's ``value`` chooses (see the module)."""
@@ -151,6 +204,8 @@ class FlagdParts(NamedTuple):
     #: the result for every context (``None``: run :attr:`code`)
     constant: Result | None
     code: Code | None
+    #: the targeting's fractionals that choose by chance (``Split``)
+    splits: tuple[Split, ...] = ()
 
 
 #: A targeting of this many JSON nodes or more is built before its flag's
@@ -273,12 +328,13 @@ def compile_flagd(key: str, spec: JSONObject) -> FlagdParts:
         for name, value in variants.items()
         if value is not None
     }
+    choose = Variants(by_name, on_null)
     try:
         run, operands = build_targeting(
             spec["targeting"],
             key,
             fractional=fractional,
-            choose=Variants(by_name, on_null),
+            choose=choose,
             static=sync_context
             if isinstance(sync_context, dict) and sync_context
             else None,
@@ -287,10 +343,9 @@ def compile_flagd(key: str, spec: JSONObject) -> FlagdParts:
         raise FlagdFlagError(str(exc)) from None
     # (a rule that is a value, "on": its result for every context)
     constant = operands[0] if run is constant_run else None
-    return parts(
-        constant if isinstance(constant, Result) else None,
-        None if isinstance(constant, Result) else Code(run, True, operands),
-    )
+    if isinstance(constant, Result):
+        return parts(constant)
+    return parts(None, Code(run, True, operands))._replace(splits=tuple(choose.splits))
 
 
 #: JsonLogic's conditionals: ``[if, then, elif, then, ..., else]``.
@@ -370,6 +425,7 @@ def compile_flagd_flag(flag: CompiledFlag, spec: JSONValue) -> None:
     flag.on = parts.on
     flag.off_result = parts.off_result
     flag.constant = parts.constant
+    flag.compiled_splits = parts.splits
     if parts.code is not None:
         flag.code = parts.code
         names, none = targeting_outcomes(spec.get("targeting"))

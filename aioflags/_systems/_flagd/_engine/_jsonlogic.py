@@ -45,6 +45,7 @@ from ._jsonlogic_compiler import (
     Expr,
     TargetingError,
     args_of,
+    fractional_form,
     if_items,
     is_constant,
     is_operator,
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
     from aioflags._core._json import JSONValue
     from aioflags._evaluation._context import Context
 
-    from ._jsonlogic_compiler import RulePath
+    from ._jsonlogic_compiler import FractionalForm, RulePath
 
 __all__ = [
     "Choice",
@@ -83,6 +84,10 @@ class _Miss:
 
 
 _MISS: Final = _Miss()
+
+#: How deep in ``if``s a branch's ``fractional`` gets results of its own
+#: (:func:`_returned`); past it, it serves the flag's (it is not counted).
+_MAX_BRANCH_DEPTH: Final = 16
 
 #: What the generated code calls, beside the back end's builtins.
 _FRONT: Final = Front(
@@ -166,6 +171,14 @@ class Choice(Protocol):
         """The result of any value a rule gives."""
         ...
 
+    def randomized(self, form: FractionalForm, where: str) -> Choice:
+        """The choice of a ``fractional`` that is a branch's value (``form``, at ``where``).
+
+        Its own results (equal to this choice's, other objects), which
+        only that fractional serves: a guard counts them (``Split``).
+        """
+        ...
+
 
 def constant_run(o: Any, ctx: Context, st: Any) -> JSONValue:
     """The run of a rule that is a value (``"on"``, ``true``...): the value.
@@ -209,14 +222,56 @@ def build_targeting(
         raise TargetingError("targeting: nested too deeply to compile") from None
 
 
+def _chooses_by_chance(node: JSONValue) -> bool:
+    """Whether ``node`` is a ``fractional``, or an ``if`` with one among its branches (however nested)."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if not is_operator(item):
+            continue
+        op, args = args_of(cast("dict[str, JSONValue]", item))
+        if op == "fractional":
+            return True
+        if op in ("if", "?:") and len(args) > 1:
+            stack.extend(args[at] for at in range(1, len(args), 2))
+            if len(args) % 2 == 1:
+                stack.append(args[-1])
+    return False
+
+
 def _returned(
     c: Compiler, node: JSONValue, path: RulePath, depth: int, choose: Choice | None
 ) -> str:
-    """The source of what the run returns for a branch of ``node``'s value."""
+    """The source of what the run returns for a branch of ``node``'s value.
+
+    A ``fractional`` that is a branch's value (the rule, an ``if``'s
+    branch, however nested in ``if``s) returns results of its own
+    (:meth:`Choice.randomized`): a guard counts what it serves.
+    """
     if choose is None:
         return c.expr(node, None, path, depth).src
     if is_constant(node):  # written in the rule: chosen now
         return c.operand(choose.result_of(node))
+    if depth < _MAX_BRANCH_DEPTH and _chooses_by_chance(node):
+        op, args = args_of(cast("dict[str, JSONValue]", node))
+        if op == "fractional":
+            where = path.op(op)
+            choose = choose.randomized(fractional_form(c, args), f"targeting: {where}")
+        else:
+            items = if_items(args, path.op(op))
+            if len(items) <= 2 * _jc.WIDTH:  # (a wider one: see Compiler.if_groups)
+                pairs = [
+                    (
+                        c.expr(items[i][0], None, items[i][1], depth + 1),
+                        Expr(
+                            _returned(c, *items[i + 1], depth + 1, choose),
+                            True,
+                        ),
+                    )
+                    for i in range(0, len(items) - 1, 2)
+                ]
+                last = _returned(c, *items[-1], depth + 1, choose)
+                return c.if_chain(pairs, last, True)[0]
     src = c.expr(node, None, path, depth).src
     t = c.temp()
     return (

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from functools import partial
 from itertools import count
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, Final, NamedTuple, cast
 
 from . import _fractional as frac
 from . import _operators as ops
@@ -36,9 +36,11 @@ __all__ = [
     "WIDTH",
     "Compiler",
     "Expr",
+    "FractionalForm",
     "RulePath",
     "TargetingError",
     "args_of",
+    "fractional_form",
     "if_items",
     "is_constant",
     "is_operator",
@@ -725,6 +727,34 @@ def _fractional(
         f"_fractional({hash_}, {c.flag()}, {c.targeting_key()}, {v}, {', '.join(srcs)})",
         False,
     )
+
+
+class FractionalForm(NamedTuple):
+    """What a ``fractional`` at the rule's top scope can serve, as it compiles (:func:`fractional_form`)."""
+
+    #: whether it can give a variant's name at all (flagd refuses its
+    #: variants, or it has none: it always gives null)
+    serves: bool
+    #: its variants weighed, when its entries are constant; None: its
+    #: weights are computed per evaluation
+    fractions: frac.Fractions | None
+
+
+def fractional_form(c: Compiler, args: list[JSONValue]) -> FractionalForm:
+    """What ``fractional`` with ``args`` serves, as :func:`_fractional` writes it at the top scope."""
+    if not args:
+        return FractionalForm(False, None)
+    v = c.version
+    first = args[0]
+    if is_constant(args) and isinstance(first, list):
+        fractions = frac.fractions_of(args, v)
+        prefix = frac.fractional_prefix(c.flag_key, v)
+        return FractionalForm(fractions is not None and prefix is not None, fractions)
+    if not isinstance(first, list) and is_constant(args[1:]):
+        # (entries flagd refuses: the general form refuses them too)
+        fractions = frac.fractions_of(args[1:], v)
+        return FractionalForm(fractions is not None, fractions)
+    return FractionalForm(True, None)
 
 
 def _sem_ver(
