@@ -21,7 +21,7 @@ and, with ``action="pin"``, serves ``control`` with reason
     async with client.guards.request():
         ...  # one request's work
 
-Added in version 0.3.0.
+Added in version 0.2.0.
 """
 
 from __future__ import annotations

@@ -528,7 +528,7 @@ class Client:
         Always there: with no guard configured, ``client.guards.request()``
         is a cheap no-op and the status is empty (docs/guards.md).
 
-        Added in version 0.3.0.
+        Added in version 0.2.0.
         """
         return self._guards
 

@@ -279,7 +279,7 @@ class Config(Frozen):
             unique): each watches its flag's rollout and alerts or pins
             ``control`` when a treatment does harm (``client.guards``).
             Empty (the default): no guards, and evaluation costs nothing
-            for them. Added in version 0.3.0.
+            for them. Added in version 0.2.0.
         plane: refused, saying where it goes: ``plane=`` is the data
             system's (``DataSystem.default(plane=...)``).
 

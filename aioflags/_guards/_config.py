@@ -30,7 +30,7 @@ class Metric(Frozen):
             ``client.track(name, context, metric_value=...)`` sends).
         worse: ``"higher"`` or ``"lower"``: which way is harm.
 
-    Added in version 0.3.0.
+    Added in version 0.2.0.
     """
 
     __slots__ = ("name", "worse")
@@ -45,7 +45,7 @@ class Metric(Frozen):
 def errors() -> Metric:
     """The share of requests that raised or answered 5xx: worse when higher.
 
-    Added in version 0.3.0.
+    Added in version 0.2.0.
     """
     return Metric("errors", worse="higher")
 
@@ -53,7 +53,7 @@ def errors() -> Metric:
 def latency() -> Metric:
     """How long a request took (compared on its logarithm): worse when higher.
 
-    Added in version 0.3.0.
+    Added in version 0.2.0.
     """
     return Metric("latency", worse="higher")
 
@@ -69,7 +69,7 @@ def metric(name: str, *, worse: Literal["higher", "lower"]) -> Metric:
         ConfigurationError: ``name`` empty or built in, ``worse`` not
             ``"higher"`` or ``"lower"``.
 
-    Added in version 0.3.0.
+    Added in version 0.2.0.
     """
     given: object = name  # (callers may not be typed)
     if not isinstance(given, str) or not given:
@@ -116,7 +116,7 @@ class Guard(Frozen):
     Raises:
         ConfigurationError: a field that is not valid, named.
 
-    Added in version 0.3.0.
+    Added in version 0.2.0.
     """
 
     __slots__ = ("flag", "control", "metrics", "action", "alpha", "name")  # noqa: RUF023 - fields in order

@@ -50,7 +50,7 @@ class Scope:
             it): 500 or more counts as an error, as an exception leaving
             the scope does (it is raised again, untouched).
 
-    Added in version 0.3.0.
+    Added in version 0.2.0.
     """
 
     __slots__ = ("_guards", "_start", "_token", "arms", "metrics", "status")
@@ -113,7 +113,7 @@ class Guards:
 
     With no guard configured, everything here is a cheap no-op.
 
-    Added in version 0.3.0.
+    Added in version 0.2.0.
     """
 
     __slots__ = (

@@ -40,7 +40,7 @@ class ArmStatus(Frozen):
             seconds (None: none yet).
         metrics: each app metric's mean per request that sent it.
 
-    Added in version 0.3.0.
+    Added in version 0.2.0.
     """
 
     __slots__ = (  # noqa: RUF023 - fields in order
@@ -99,7 +99,7 @@ class MetricEvidence(Frozen):
         decided: whether it was strong enough to decide.
         needed: requests per arm still needed before it could (0: enough).
 
-    Added in version 0.3.0.
+    Added in version 0.2.0.
     """
 
     __slots__ = ("metric", "variation", "value", "decided", "needed")  # noqa: RUF023 - fields in order
@@ -139,7 +139,7 @@ class GuardStatus(Frozen):
         evidence: the last look's evidence, per metric and treatment.
         message: what it last said (the alert's WARNING, a problem).
 
-    Added in version 0.3.0.
+    Added in version 0.2.0.
     """
 
     __slots__ = (  # noqa: RUF023 - fields in order
@@ -196,7 +196,7 @@ class GuardEvent(Frozen):
         message: the WARNING it logged (or what the release did).
         status: the guard's status then.
 
-    Added in version 0.3.0.
+    Added in version 0.2.0.
     """
 
     __slots__ = ("kind", "name", "flag", "version", "metric", "message", "status")  # noqa: RUF023 - fields in order
