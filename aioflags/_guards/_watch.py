@@ -48,26 +48,37 @@ def _same(value: JSONValue, control: JSONValue) -> bool:
 
 
 class _Split:
-    """One randomized assignment's arms: their indexes, weights and control."""
+    """One randomized assignment's arms: their indexes, weights and control.
 
-    __slots__ = ("arms", "control", "weights", "where")
+    ``known``: whether the weights are the assignment's (else each arm's
+    is 1: the flag system computes them per request, and the sample ratio
+    is not checked).
+    """
+
+    __slots__ = ("arms", "control", "known", "weights")
 
     def __init__(
-        self, arms: tuple[int, ...], weights: tuple[float, ...], control: int | None
+        self,
+        arms: tuple[int, ...],
+        weights: tuple[float, ...],
+        control: int | None,
+        known: bool,
     ) -> None:
         self.arms = arms
         self.weights = weights
         self.control = control
-        self.where = ""
+        self.known = known
 
 
-def _split_parts(flag: CompiledFlag) -> list[tuple[Sequence[Result], Sequence[float]]]:
-    """The flag's randomized assignments: each one's results and weights."""
+def _split_parts(
+    flag: CompiledFlag,
+) -> list[tuple[Sequence[Result], Sequence[float] | None]]:
+    """The flag's randomized assignments: each one's results and weights (None: not known)."""
     splits = getattr(flag.system, "splits", None)
     if splits is not None:  # the flag system's seam (grandom)
         return [(s.results, s.weights) for s in splits(flag)]
     # STAND-IN until FlagSystem.splits lands: LaunchDarkly rollouts only.
-    found: list[tuple[Sequence[Result], Sequence[float]]] = []
+    found: list[tuple[Sequence[Result], Sequence[float] | None]] = []
     resolvers = [resolver for _, resolver in flag.rules]
     if flag.fallthrough is not None:
         resolvers.append(flag.fallthrough)
@@ -191,7 +202,7 @@ class Watch:
             if arm != split.control and weight > 0
         ]
         for split in self.splits:
-            if split.control is None:
+            if split.control is None or not split.known:
                 continue
             # (the sample-ratio test takes the arms the rollout sends to)
             weighted = [
@@ -466,7 +477,9 @@ class GuardRun:
             by_variation: dict[int, int] = {}
             split_arms: list[int] = []
             split_weights: list[float] = []
-            for result, weight in zip(results, weights, strict=True):
+            known = weights is not None
+            shares = weights if weights is not None else [1.0] * len(results)
+            for result, weight in zip(results, shares, strict=True):
                 index = result.variation_index
                 if index is None:
                     continue
@@ -478,11 +491,15 @@ class GuardRun:
                     split_of.append(len(splits))
                     split_arms.append(arm)
                     split_weights.append(0.0)
-                split_weights[split_arms.index(arm)] += weight
+                at = split_arms.index(arm)
+                split_weights[at] = split_weights[at] + weight if known else 1.0
                 arms[id(result)] = arm
             splits.append(
                 _Split(
-                    tuple(split_arms), tuple(split_weights), by_variation.get(control)
+                    tuple(split_arms),
+                    tuple(split_weights),
+                    by_variation.get(control),
+                    known,
                 )
             )
         if not arms:
