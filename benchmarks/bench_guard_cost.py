@@ -12,13 +12,15 @@ contexts it has not seen, each window the same evaluations
 2. ``guarded``: the flag guarded, no request scope open
 3. ``in scope``: the flag guarded, all evaluations inside one open scope
    (the first notes the arm; the rest find it noted)
-4. ``requests``: each evaluation in a request scope of its own, opened and
-   closed (``async with client.guards.request():``): the outcome recorded,
-   a look every 100 requests, amortised
+4. ``scopes``: request scopes opened and closed with nothing in them
+   (``async with client.guards.request(): pass``), per scope
+5. ``requests``: each evaluation in a request scope of its own, opened and
+   closed: the outcome recorded, a look every 100 requests, amortised
 
-Prints instructions per evaluation for each, the guarded evaluation
-against the plain one, and the recording: (4 - 2) per request, what a
-request scope and its outcome cost beyond the evaluation.
+Prints instructions per evaluation (or scope) for each, the guarded
+evaluation against the plain one, and recording a request's outcome:
+(5 - 2 - 4), what a request with an arm costs beyond its evaluation and
+an empty scope (its arm's counts, the clock, the looks amortised).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WINDOWS = ("plain", "guarded", "in scope", "requests")
+WINDOWS = ("plain", "guarded", "in scope", "scopes", "requests")
 
 
 def child(requests: int) -> None:
@@ -85,7 +87,12 @@ def child(requests: int) -> None:
                 async with client.guards.request():
                     await client.variation("f", context, False)
             os.getpgrp()
-            for context in batches[3]:
+            for _ in batches[3]:
+                async with client.guards.request():
+                    pass
+            os.getppid()
+            os.getpgrp()
+            for context in batches[4]:
                 async with client.guards.request():
                     await client.variation("f", context, False)
             os.getppid()
@@ -126,8 +133,9 @@ def main() -> None:
         print(f"{window:>9}: {per[window]:8.0f} instructions/evaluation")
     print(f"guarded evaluation: {per['guarded'] / per['plain'] - 1:+.1%} (no scope),"
           f" {per['in scope'] / per['plain'] - 1:+.1%} (in a scope)")
-    print(f"recording a request (scope, arm, outcome, looks): "
-          f"{per['requests'] - per['guarded']:.0f} instructions")
+    print(f"a request scope (empty): {per['scopes']:.0f} instructions")
+    print(f"recording a request's outcome (arm's counts, clock, looks): "
+          f"{per['requests'] - per['guarded'] - per['scopes']:.0f} instructions")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The guarded head: how a guarded flag's evaluation notes its arm and serves a pin.
 
 A guard (issue 98, ``aioflags._guards``) watches one flag. The evaluation
-knows guards only through the two protocols here: a snapshot's
+knows guards only through the protocols here: a snapshot's
 :class:`~._evaluate.Matcher` holds the client's guards by flag key
 (:class:`Guarded`) and, once per flag per snapshot (when the flag's head
 is made), asks the flag's guard for its :class:`Watch` of that flag
@@ -11,18 +11,31 @@ unguarded flag's head is its own: it pays nothing per evaluation.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._codegen import Code
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from contextvars import ContextVar
 
+    from ._codegen import Runner
     from ._context import Context
     from ._model import CompiledFlag
     from ._results import Result
 
-__all__ = ["Guarded", "Watch", "guarded_head", "guarded_run"]
+__all__ = ["Guarded", "Noted", "Watch", "guarded_head", "guarded_run"]
+
+
+class Noted(Protocol):
+    """An open request scope, as an evaluation writes to it.
+
+    Attributes:
+        arms: each watched flag version's arm in this request, by its
+            :class:`Watch`: the first evaluation in the scope sets it.
+    """
+
+    arms: dict[Any, int]
 
 
 class Watch(Protocol):
@@ -32,13 +45,12 @@ class Watch(Protocol):
         pinned: the result to serve instead of the flag's own (control,
             reason ``GUARDED``), or None: not pinned. Read on every
             evaluation of the flag.
+        scope: the client's open request scope (a ``ContextVar``; None
+            outside one).
     """
 
     pinned: Result | None
-
-    def note(self, arm: int, /) -> None:
-        """An evaluation served arm ``arm``: the open request scope's arm, if it has none."""
-        ...
+    scope: ContextVar[Noted | None]
 
 
 class Guarded(Protocol):
@@ -62,19 +74,25 @@ class Guarded(Protocol):
 def guarded_run(operands: tuple[object, ...], ctx: Context, st: object) -> Result:
     """The run of a guarded flag's head: the pin, or the flag's own result with its arm noted.
 
-    ``operands``: the watch, the flag's own head (a :class:`Code`) and its
-    arms by result id. Raises only what the flag's own code raises.
+    ``operands``: the watch, the flag's own code's ``run`` and operands,
+    its arms by result id, and the watch's request scope variable. The
+    first evaluation in an open scope that a randomized assignment served
+    sets the scope's arm for the watch. Raises only what the flag's own
+    code raises.
     """
-    watch: Watch = operands[0]  # type: ignore[assignment]
-    pinned = watch.pinned
+    watch = operands[0]
+    pinned = watch.pinned  # type: ignore[attr-defined]
     if pinned is not None:
-        return pinned
-    inner: Code = operands[1]  # type: ignore[assignment]
-    run = inner.run
-    result = run(inner.operands, ctx, st)
-    arm = operands[2].get(id(result))  # type: ignore[attr-defined]
+        return pinned  # type: ignore[no-any-return]
+    run: Runner = operands[1]  # type: ignore[assignment]
+    result = run(operands[2], ctx, st)
+    arm = operands[3].get(id(result))  # type: ignore[attr-defined]
     if arm is not None:
-        watch.note(arm)
+        scope = operands[4].get()  # type: ignore[attr-defined]
+        if scope is not None:
+            arms = scope.arms
+            if watch not in arms:
+                arms[watch] = arm
     return result
 
 
@@ -94,4 +112,7 @@ def guarded_head(
     if watched is None:
         return head
     watch, arms = watched
-    return Code(guarded_run, head.plain, (watch, head, arms))
+    # (the flag's run and operands, not its Code: two loads fewer a run)
+    return Code(
+        guarded_run, head.plain, (watch, head.run, head.operands, arms, watch.scope)
+    )

@@ -17,7 +17,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Final, final
 
-from ._watch import GuardRun
+from ._watch import GuardRun, Watch
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable, Mapping
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
     from ._config import Guard
     from ._status import GuardEvent, GuardStatus
-    from ._watch import Watch
 
 __all__ = ["Guards", "Scope"]
 
@@ -60,16 +59,17 @@ class Scope:
         self._token: contextvars.Token[Scope | None] | None = None
         self._start = 0.0
         self.status: int | None = None
-        #: Each guard's arm in this request, by guard: (its watch, the arm).
-        self.arms: dict[GuardRun, tuple[Watch, int]] = {}
-        #: Each app metric's sum in this request.
-        self.metrics: dict[str, float] = {}
+        #: Each watched flag version's arm in this request, by its watch
+        #: (the guarded head writes it: ``_evaluation._guarded``).
+        self.arms: dict[Watch, int] = {}
+        #: Each app metric's sum in this request (None: none sent).
+        self.metrics: dict[str, float] | None = None
 
+    # (``with`` and ``async with`` each written out: a call less a request;
+    # a scope inside another does nothing: the outer one counts)
     def __enter__(self) -> Scope:
         guards = self._guards
-        if (
-            guards is not None and guards.var.get() is None
-        ):  # (nested: the outer counts)
+        if guards is not None and guards.var.get() is None:
             self._token = guards.var.set(self)
             self._start = guards.clock()
         return self
@@ -81,22 +81,16 @@ class Scope:
         tb: TracebackType | None,
     ) -> None:
         token = self._token
-        guards = self._guards
-        if token is None or guards is None:
-            return
-        self._token = None
-        try:
-            guards.var.reset(token)
-        except ValueError:  # left in another context than entered: still recorded
-            guards.var.set(None)
-        status = self.status
-        guards.finish(
-            self,
-            isinstance(exc, Exception) or (isinstance(status, int) and status >= 500),
-        )
+        if token is not None:
+            self._token = None
+            self._end(token, exc)
 
     async def __aenter__(self) -> Scope:
-        return self.__enter__()
+        guards = self._guards
+        if guards is not None and guards.var.get() is None:
+            self._token = guards.var.set(self)
+            self._start = guards.clock()
+        return self
 
     async def __aexit__(
         self,
@@ -104,7 +98,27 @@ class Scope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.__exit__(exc_type, exc, tb)
+        token = self._token
+        if token is not None:
+            self._token = None
+            self._end(token, exc)
+
+    def _end(
+        self, token: contextvars.Token[Scope | None], exc: BaseException | None
+    ) -> None:
+        guards = self._guards
+        assert guards is not None  # (a token: entered with guards)
+        try:
+            guards.var.reset(token)
+        except ValueError:  # left in another context than entered: still recorded
+            guards.var.set(None)
+        if self.arms:
+            status = self.status
+            guards.finish(
+                self,
+                isinstance(exc, Exception)
+                or (isinstance(status, int) and status >= 500),
+            )
 
 
 @final
@@ -176,8 +190,6 @@ class Guards:
 
     def finish(self, scope: Scope, error: bool) -> None:
         """Record a scope's outcome in each arm it has (never raises)."""
-        if not scope.arms:
-            return
         try:
             seconds = self.clock() - scope._start
             log_seconds = math.log(seconds if seconds > _TINY else _TINY)
@@ -185,13 +197,13 @@ class Guards:
             self._failure("the clock")
             return
         metrics = scope.metrics
-        for guard, (watch, arm) in scope.arms.items():
+        for watch, arm in scope.arms.items():
             # (a guard never raises into the request; one try per guard, so
             # that one failing spares the others)
             try:
                 watch.record(arm, error, log_seconds, metrics)
             except Exception:  # noqa: BLE001, PERF203 - logged once per guard
-                self._failure(guard.config.name)
+                self._failure(watch.guard.config.name)
 
     def _failure(self, name: str) -> None:
         if name not in self._failed:
@@ -224,6 +236,8 @@ class Guards:
                 )
             return
         metrics = scope.metrics
+        if metrics is None:
+            metrics = scope.metrics = {}
         metrics[name] = metrics.get(name, 0.0) + value
 
     # -------------------------------------------------------------- status

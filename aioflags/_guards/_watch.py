@@ -101,7 +101,8 @@ class Watch:
     """A guard's watch of one flag version: its arms' counts, its looks, its pin.
 
     What the guarded head reads (``_evaluation._guarded.Watch``):
-    :attr:`pinned`, and :meth:`note` for an evaluation that served an arm.
+    :attr:`pinned`, and :attr:`scope`, the client's request scope, whose
+    ``arms`` an evaluation that served an arm writes to.
     """
 
     __slots__ = (
@@ -115,11 +116,11 @@ class Watch:
         "next_look",
         "pinned",
         "released",
+        "scope",
         "seen",
         "split_of",
         "splits",
         "state",
-        "var",
         "version",
     )
 
@@ -133,7 +134,7 @@ class Watch:
         split_of: list[int],
     ) -> None:
         self.guard = guard
-        self.var: contextvars.ContextVar[Any] = guard.var
+        self.scope: contextvars.ContextVar[Any] = guard.var
         self.version = version
         self.splits = splits
         self.arm_variations = arm_variations
@@ -148,22 +149,18 @@ class Watch:
         self.next_look = LOOK_EVERY
         self.state = "collecting"
         self.needed: int | None = None
-        self.evidence: tuple[MetricEvidence, ...] = ()
+        #: The last look's evidence: (metric, treatment's variation, the
+        #: test's Evidence), made into MetricEvidence by :meth:`status` only.
+        self.evidence: list[tuple[str, int, _stats.Evidence]] = []
         self.message = ""
-
-    # ------------------------------------------------------------ the head
-    def note(self, arm: int) -> None:
-        """An evaluation served arm ``arm``: the open request's arm, if it has none for this guard."""
-        scope = self.var.get()
-        if scope is not None:
-            arms = scope.arms
-            guard = self.guard
-            if guard not in arms:
-                arms[guard] = (self, arm)
 
     # ------------------------------------------------------- the recording
     def record(
-        self, arm: int, error: bool, log_seconds: float, values: Mapping[str, float]
+        self,
+        arm: int,
+        error: bool,
+        log_seconds: float,
+        values: Mapping[str, float] | None,
     ) -> None:
         """One request's outcome in arm ``arm``; a look every :data:`LOOK_EVERY`."""
         counts = self.counts[arm]
@@ -230,28 +227,20 @@ class Watch:
             self.state = "collecting"
             return
         each = _stats.split_alpha(config.alpha, len(config.metrics) * len(treatments))
-        seen: list[MetricEvidence] = []
+        seen: list[tuple[str, int, _stats.Evidence]] = []
         needed = 0
         for split, arm in treatments:
             control = split.control
             assert control is not None  # (treatments have one)
             for metric in config.metrics:
                 evidence = self._test(metric, control, arm, each)
-                seen.append(
-                    MetricEvidence(
-                        metric=metric.name,
-                        variation=self.arm_variations[arm],
-                        value=evidence.value,
-                        decided=evidence.decided,
-                        needed=evidence.needed,
-                    )
-                )
+                seen.append((metric.name, self.arm_variations[arm], evidence))
                 if evidence.decided:
-                    self.evidence = tuple(seen)
+                    self.evidence = seen
                     self._decide(metric, control, arm, evidence.value, each)
                     return
                 needed = max(needed, evidence.needed)
-        self.evidence = tuple(seen)
+        self.evidence = seen
         self.state = "collecting"
         self.needed = needed
 
@@ -366,7 +355,16 @@ class Watch:
             state=self.state,
             needed=self.needed,
             arms=tuple(arms),
-            evidence=self.evidence,
+            evidence=tuple(
+                MetricEvidence(
+                    metric=name,
+                    variation=variation,
+                    value=evidence.value,
+                    decided=evidence.decided,
+                    needed=evidence.needed,
+                )
+                for name, variation, evidence in self.evidence
+            ),
             message=self.message,
         )
 
