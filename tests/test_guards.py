@@ -263,6 +263,7 @@ async def test_issue98_a_5xx_status_is_an_error_and_a_4xx_is_not() -> None:
         assert (arm.requests, arm.errors) == (4, 2)
 
 
+@pytest.mark.slow  # (a decision: 2,000 requests or more)
 @pytest.mark.asyncio
 async def test_issue98_a_new_flag_version_starts_afresh() -> None:
     data = _data()
@@ -326,6 +327,7 @@ async def test_issue98_arms_off_the_weights_decide_nothing() -> None:
 # -------------------------------------------------------------- decisions
 
 
+@pytest.mark.slow  # (a decision: 2,000 requests or more)
 @pytest.mark.asyncio
 async def test_issue98_alert_logs_one_warning_with_both_arms_figures(
     caplog: pytest.LogCaptureFixture,
@@ -371,6 +373,7 @@ async def test_issue98_alert_logs_one_warning_with_both_arms_figures(
         await events.aclose()
 
 
+@pytest.mark.slow  # (a decision: 2,000 requests or more)
 @pytest.mark.asyncio
 async def test_issue98_pin_serves_control_with_reason_guarded_everywhere() -> None:
     data = _data()
@@ -416,6 +419,7 @@ async def test_issue98_pin_serves_control_with_reason_guarded_everywhere() -> No
         )
 
 
+@pytest.mark.slow  # (a decision: 2,000 requests or more)
 @pytest.mark.asyncio
 async def test_issue98_release_serves_the_rollout_and_does_not_pin_again() -> None:
     data = _data()
@@ -441,6 +445,7 @@ async def test_issue98_release_serves_the_rollout_and_does_not_pin_again() -> No
         assert [e.kind for e in seen] == ["pinned", "released"]
 
 
+@pytest.mark.slow  # (a decision: 2,000 requests or more)
 @pytest.mark.asyncio
 async def test_issue98_latency_decides_on_a_slower_treatment() -> None:
     data = _data()
@@ -645,3 +650,50 @@ def test_issue98_metric_requires_worse_and_says_why() -> None:
         metric("cart")  # type: ignore[call-arg]
     assert metric("cart", worse="lower").worse == "lower"
     assert aioflags.guards.errors().name == "errors"
+
+
+# ----------------------------------------------------------- sync callers
+
+
+@pytest.mark.slow  # (a decision: 2,000 requests or more)
+@pytest.mark.asyncio
+async def test_issue98_a_blocking_clients_pin_wakes_an_iterator_on_another_loop() -> (
+    None
+):
+    from aioflags.blocking import Client as BlockingClient
+
+    data = _data()
+    clock = Clock()
+    config = aioflags.Config(
+        data_system=data.data_system(), guards=[_guard(action="pin")]
+    )
+    client = BlockingClient(config)
+    client.guards.clock = clock
+    events = client.guards.events()
+    got: list[GuardEvent] = []
+
+    def drive() -> str:
+        """Sync requests on this worker thread, until the guard pins."""
+        rng = random.Random(1)
+        with client:
+            for i in range(6000):
+                with contextlib.suppress(LookupError), client.guards.request():
+                    value = client.bool_variation("f", Context.create(f"u{i}"), False)
+                    clock.now += 0.01
+                    if value and rng.random() < BAD:
+                        raise LookupError
+                if client.guards.status["f"].state == "pinned":
+                    break
+            detail = client.variation_detail("f", Context.create("after"), True)
+            return str(detail.reason["kind"])
+
+    async def wait() -> None:
+        got.append(await events.__anext__())
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait)
+            await anyio.wait_all_tasks_blocked()
+            assert await anyio.to_thread.run_sync(drive) == "GUARDED"
+    await events.aclose()
+    assert [event.kind for event in got] == ["pinned"]

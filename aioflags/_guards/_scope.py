@@ -14,6 +14,7 @@ import contextvars
 import inspect
 import logging
 import math
+import threading
 import time
 from typing import TYPE_CHECKING, Final, final
 
@@ -170,7 +171,9 @@ class Guards:
         self._log: list[GuardEvent] = []
         self._count = 0  # events told so far (the log keeps the last _KEPT)
         self._handlers: list[Callable[[GuardEvent], object]] = []
-        self._wake: anyio.Event | None = None
+        #: What wakes the iterators waiting for an event: the event, the
+        #: thread of its loop, and how another thread calls on that loop.
+        self._wake: tuple[anyio.Event, int, Callable[..., object] | None] | None = None
         self._warned: dict[str, float] = {}
         self._failed: set[str] = set()
 
@@ -276,7 +279,11 @@ class Guards:
             self._call(handler, event)
         wake, self._wake = self._wake, None
         if wake is not None:
-            wake.set()
+            woken, thread, call_soon = wake
+            if call_soon is None or threading.get_ident() == thread:
+                woken.set()
+            else:  # a decision on another thread (aioflags.blocking.Client)
+                call_soon(woken.set)
 
     @staticmethod
     def _call(handler: Callable[[GuardEvent], object], event: GuardEvent) -> None:
@@ -319,6 +326,8 @@ class Guards:
         """
         import anyio
 
+        from aioflags._datasystem._stores._bigsegments import _call_soon_threadsafe
+
         seen = self._count - len(self._log)
         while True:
             while seen < self._count:
@@ -327,6 +336,11 @@ class Guards:
                 event = self._log[seen - first]
                 seen += 1
                 yield event
-            if self._wake is None:
-                self._wake = anyio.Event()
-            await self._wake.wait()
+            wake = self._wake
+            if wake is None:
+                wake = self._wake = (
+                    anyio.Event(),
+                    threading.get_ident(),
+                    _call_soon_threadsafe(),
+                )
+            await wake[0].wait()
