@@ -11,14 +11,11 @@ the outer one counts. Nothing here ever raises into the request.
 from __future__ import annotations
 
 import contextvars
-import inspect
 import logging
 import math
 import threading
 import time
 from typing import TYPE_CHECKING, Final, final
-
-from ._watch import GuardRun, Watch
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable, Mapping
@@ -28,6 +25,7 @@ if TYPE_CHECKING:
 
     from ._config import Guard
     from ._status import GuardEvent, GuardStatus
+    from ._watch import GuardRun, Watch
 
 __all__ = ["Guards", "Scope"]
 
@@ -39,6 +37,7 @@ _KEPT: Final = 1000
 _WARN_EVERY: Final = 60.0
 #: The shortest duration recorded (its logarithm is taken).
 _TINY: Final = 1e-9
+_log: Final = math.log  # (a global read a request, not an attribute too)
 
 
 @final
@@ -113,13 +112,27 @@ class Scope:
             guards.var.reset(token)
         except ValueError:  # left in another context than entered: still recorded
             guards.var.set(None)
-        if self.arms:
-            status = self.status
-            guards.finish(
-                self,
-                isinstance(exc, Exception)
-                or (isinstance(status, int) and status >= 500),
-            )
+        arms = self.arms
+        if not arms:
+            return
+        # The outcome, recorded in each arm (never raising into the request).
+        status = self.status
+        error = isinstance(exc, Exception) or (
+            isinstance(status, int) and status >= 500
+        )
+        try:
+            seconds = guards.clock() - self._start
+            log_seconds = _log(seconds if seconds > _TINY else _TINY)
+        except Exception:  # noqa: BLE001 - a failing clock: the outcome is lost, said once
+            guards.failure("the clock")
+            return
+        metrics = self.metrics
+        for watch, arm in arms.items():
+            # (one try per guard, so that one failing spares the others)
+            try:
+                watch.record(arm, error, log_seconds, metrics)
+            except Exception:  # noqa: BLE001, PERF203 - logged once per guard
+                guards.failure(watch.guard.config.name)
 
 
 @final
@@ -154,9 +167,13 @@ class Guards:
             "aioflags_guards_scope", default=None
         )
         self.clock: Callable[[], float] = clock or time.monotonic
-        self._runs: dict[str, GuardRun] = {
-            guard.name: GuardRun(guard, self.var, self._tell) for guard in guards
-        }
+        self._runs: dict[str, GuardRun] = {}
+        if guards:  # (the runtime only for a client with guards: none, no imports)
+            from ._watch import GuardRun
+
+            self._runs = {
+                guard.name: GuardRun(guard, self.var, self._tell) for guard in guards
+            }
         #: What the store hands its snapshots' matchers: guards by flag key
         #: (None: no guards, and no matcher asks).
         self.by_flag: Mapping[str, GuardRun] | None = {
@@ -191,24 +208,8 @@ class Guards:
         """
         return Scope(self if self._runs else None)
 
-    def finish(self, scope: Scope, error: bool) -> None:
-        """Record a scope's outcome in each arm it has (never raises)."""
-        try:
-            seconds = self.clock() - scope._start
-            log_seconds = math.log(seconds if seconds > _TINY else _TINY)
-        except Exception:  # noqa: BLE001 - a failing clock: the outcome is lost, said once
-            self._failure("the clock")
-            return
-        metrics = scope.metrics
-        for watch, arm in scope.arms.items():
-            # (a guard never raises into the request; one try per guard, so
-            # that one failing spares the others)
-            try:
-                watch.record(arm, error, log_seconds, metrics)
-            except Exception:  # noqa: BLE001, PERF203 - logged once per guard
-                self._failure(watch.guard.config.name)
-
-    def _failure(self, name: str) -> None:
+    def failure(self, name: str) -> None:
+        """Guard ``name`` failed to record a request: logged with the traceback, once."""
         if name not in self._failed:
             self._failed.add(name)
             logger.exception(
@@ -303,6 +304,8 @@ class Guards:
         Raises:
             TypeError: ``handler`` is not callable, or is async.
         """
+        import inspect  # (here: slow to import, and add_handler() is rare)
+
         given: object = handler  # (callers may not be typed)
         if not callable(given) or inspect.iscoroutinefunction(given):
             raise TypeError(
