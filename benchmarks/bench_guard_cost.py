@@ -1,6 +1,6 @@
 """CPU instructions a guard costs (issue 98): a guarded flag's evaluation, and recording a request.
 
-    python benchmarks/bench_guard_cost.py [--requests 20000]
+    python benchmarks/bench_guard_cost.py [--requests 20000] [--smoke]
 
 Runs itself under ``valgrind --tool=callgrind`` (one process, windows
 opened on ``os.getpgrp`` and dumped on ``os.getppid``, as eval_window.py).
@@ -52,7 +52,9 @@ def child(requests: int) -> None:
         )
         return flags
 
-    async def evaluate(client: aioflags.Client, contexts: list[aioflags.Context]) -> None:
+    async def evaluate(
+        client: aioflags.Client, contexts: list[aioflags.Context]
+    ) -> None:
         for context in contexts:
             await client.variation("f", context, False)
 
@@ -63,7 +65,8 @@ def child(requests: int) -> None:
         ]
         warm = [aioflags.Context.create(f"warm-{i}") for i in range(200)]
         other = aioflags.Config(
-            data_system=data().data_system(), guards=[aioflags.Guard("g", control=False)]
+            data_system=data().data_system(),
+            guards=[aioflags.Guard("g", control=False)],
         )
         async with aioflags.Client(other) as client:
             await evaluate(client, warm)
@@ -71,7 +74,8 @@ def child(requests: int) -> None:
             await evaluate(client, batches[0])
             os.getppid()
         guarded = aioflags.Config(
-            data_system=data().data_system(), guards=[aioflags.Guard("f", control=False)]
+            data_system=data().data_system(),
+            guards=[aioflags.Guard("f", control=False)],
         )
         async with aioflags.Client(guarded) as client:
             await evaluate(client, warm)
@@ -106,23 +110,45 @@ def child(requests: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=20000)
+    ap.add_argument("--smoke", action="store_true", help="tiny, natively: no counts")
     a = ap.parse_args()
+    if a.smoke:  # (the windows run, uncounted: tests/test_benchmarks.py)
+        child(300)
+        print(
+            "smoke: the windows ran natively; instructions are counted under valgrind"
+        )
+        return
     env = dict(os.environ, PYTHONHASHSEED="0")
     me = str(Path(__file__).resolve())
-    subprocess.run([sys.executable, me, "--child", "200"], env=env, check=True)  # caches
+    subprocess.run(
+        [sys.executable, me, "--child", "200"], env=env, check=True
+    )  # caches
     with tempfile.TemporaryDirectory(prefix="guard-cost-") as tmp:
         out = os.path.join(tmp, "cg")
-        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-               "--dump-instr=no", "--zero-before=os_getpgrp", "--dump-before=os_getppid",
-               sys.executable, me, "--child", str(a.requests)]
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3000)
+        cmd = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out}",
+            "--dump-instr=no",
+            "--zero-before=os_getpgrp",
+            "--dump-before=os_getppid",
+            sys.executable,
+            me,
+            "--child",
+            str(a.requests),
+        ]
+        done = subprocess.run(
+            cmd, env=env, capture_output=True, text=True, timeout=3000
+        )
         dumps = sorted(
             (f for f in os.listdir(tmp) if f.startswith("cg.")),
             key=lambda name: int(name.rsplit(".", 1)[1]),
         )
         if done.returncode != 0 or len(dumps) < len(WINDOWS):
             sys.stderr.write(done.stderr[-3000:])
-            raise SystemExit(f"callgrind run failed (rc {done.returncode}, {len(dumps)} dumps)")
+            raise SystemExit(
+                f"callgrind run failed (rc {done.returncode}, {len(dumps)} dumps)"
+            )
         per = {}
         for window, dump in zip(WINDOWS, dumps, strict=False):
             text = Path(tmp, dump).read_text()
@@ -131,11 +157,15 @@ def main() -> None:
             per[window] = int(m.group(1)) / a.requests
     for window in WINDOWS:
         print(f"{window:>9}: {per[window]:8.0f} instructions/evaluation")
-    print(f"guarded evaluation: {per['guarded'] / per['plain'] - 1:+.1%} (no scope),"
-          f" {per['in scope'] / per['plain'] - 1:+.1%} (in a scope)")
+    print(
+        f"guarded evaluation: {per['guarded'] / per['plain'] - 1:+.1%} (no scope),"
+        f" {per['in scope'] / per['plain'] - 1:+.1%} (in a scope)"
+    )
     print(f"a request scope (empty): {per['scopes']:.0f} instructions")
-    print(f"recording a request's outcome (arm's counts, clock, looks): "
-          f"{per['requests'] - per['guarded'] - per['scopes']:.0f} instructions")
+    print(
+        f"recording a request's outcome (arm's counts, clock, looks): "
+        f"{per['requests'] - per['guarded'] - per['scopes']:.0f} instructions"
+    )
 
 
 if __name__ == "__main__":
