@@ -11,9 +11,11 @@ requests and no test waits on the wall clock.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import random
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -697,3 +699,49 @@ async def test_issue98_a_blocking_clients_pin_wakes_an_iterator_on_another_loop(
             assert await anyio.to_thread.run_sync(drive) == "GUARDED"
     await events.aclose()
     assert [event.kind for event in got] == ["pinned"]
+
+
+# -------------------------------------------------------------------- flagd
+
+
+@pytest.mark.slow  # (a decision: 2,000 requests or more)
+@pytest.mark.asyncio
+async def test_issue98_a_flagd_fractional_is_guarded_as_a_rollout(
+    tmp_path: Path,
+) -> None:
+    flags = {
+        "flags": {
+            "f": {
+                "state": "ENABLED",
+                "variants": {"new": True, "old": False},
+                "defaultVariant": "old",
+                "targeting": {
+                    "if": [
+                        {"==": [{"var": "targetingKey"}, "pinned-user"]},
+                        "new",
+                        {"fractional": [["new", 50], ["old", 50]]},
+                    ]
+                },
+            }
+        }
+    }
+    path = tmp_path / "flags.flagd.json"
+    path.write_text(json.dumps(flags), encoding="utf-8")
+    clock = Clock()
+    config = aioflags.Config(
+        data_system=aioflags.DataSystem.file(str(path)),
+        guards=[_guard(action="pin")],
+    )
+    async with aioflags.Client(config) as client:
+        client.guards.clock = clock
+        # A rule's variant, not the fractional's: not counted.
+        async with client.guards.request():
+            assert await client.bool_variation(
+                "f", Context.create("pinned-user"), False
+            )
+        assert sum(_arms(client).values()) == 0
+        await _requests(client, clock, 6000, until="pinned")
+        assert client.guards.status["f"].state == "pinned"
+        detail = await client.variation_detail("f", Context.create("x"), True)
+        assert detail.value is False
+        assert detail.reason == {"kind": "GUARDED", "guard": "f"}

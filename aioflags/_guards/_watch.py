@@ -17,6 +17,7 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any, Final
 
+from aioflags._evaluation._model import splits_of
 from aioflags._evaluation._results import Reason, Result, own_cache
 
 from . import _stats
@@ -73,28 +74,8 @@ class _Split:
 def _split_parts(
     flag: CompiledFlag,
 ) -> list[tuple[Sequence[Result], Sequence[float] | None]]:
-    """The flag's randomized assignments: each one's results and weights (None: not known)."""
-    splits = getattr(flag.system, "splits", None)
-    if splits is not None:  # the flag system's seam (grandom)
-        return [(s.results, s.weights) for s in splits(flag)]
-    # STAND-IN until FlagSystem.splits lands: LaunchDarkly rollouts only.
-    found: list[tuple[Sequence[Result], Sequence[float] | None]] = []
-    resolvers = [resolver for _, resolver in flag.rules]
-    if flag.fallthrough is not None:
-        resolvers.append(flag.fallthrough)
-    for resolver in resolvers:
-        if resolver.fixed is not None:
-            continue
-        low = 0.0
-        results: list[Result] = []
-        weights: list[float] = []
-        for threshold, plain, tracked in resolver._entries:
-            for result in {id(plain): plain, id(tracked): tracked}.values():
-                results.append(result)
-                weights.append(threshold - low if result is plain else 0.0)
-            low = threshold
-        found.append((results, weights))
-    return found
+    """The flag's randomized assignments (its system's ``splits``): results, weights (None: not known)."""
+    return [(split.results, split.weights) for split in splits_of(flag)]
 
 
 class Watch:
