@@ -36,12 +36,14 @@ from ._evaluation._results import EvaluationDetail as EvaluationDetail
 from ._evaluation._results import FlagsState as FlagsState
 from ._evaluation._results import Reason as Reason
 from ._evaluation._snapshot import FlagSnapshot as FlagSnapshot
+from ._guards._config import Guard as Guard
 from ._version import __version__ as __version__
 
 # The flag systems register (aioflags/_systems/): every flag compiled gets one.
 from . import _systems  # noqa: F401  # isort: skip
 
 if _typing.TYPE_CHECKING:
+    from . import guards as guards  # the documented module of guarded rollouts
     from . import sources as sources  # the documented module of network sources
     from . import stores as stores  # the documented module of persistent stores
 
@@ -65,6 +67,7 @@ __all__ = [
     "FlagUsage",
     "FlagValueChange",
     "FlagsState",
+    "Guard",
     "Hook",
     "HookMetadata",
     "ProviderEvent",
@@ -92,7 +95,7 @@ del _name, _obj
 #: Submodules loaded on first use: ``aioflags.sources`` works after a plain
 #: ``import aioflags``, but only a program that uses it pays for importing
 #: it (the network sources import httpx; the stores, redis-py).
-_LAZY_SUBMODULES = frozenset({"sources", "stores"})
+_LAZY_SUBMODULES = frozenset({"guards", "sources", "stores"})
 
 
 if not _typing.TYPE_CHECKING:

@@ -24,6 +24,8 @@ OWN_FIGURES = {
     "bench_plane_liveness.py": ("worse of",),
     # (the guards' statistics: simulated alarms and power, no SDK to race)
     "bench_guards.py": ("alarms",),
+    # (what a guard costs, against aioflags without one)
+    "bench_guard_cost.py": ("instructions",),
     # (aioflags' provider, step by step: nothing to compare with)
     "bench_of_provider_split.py": ("per provider call",),
 }

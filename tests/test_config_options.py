@@ -125,6 +125,7 @@ OWNED: dict[str, Any] = {
     "big_segments": 5,
     "lens": 5,
     "metrics": 5,
+    "guards": 5,
 }
 
 

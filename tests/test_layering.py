@@ -320,6 +320,7 @@ def test_below_the_client_the_configuration_is_a_protocol() -> None:
         "big_segments",
         "lens",
         "metrics",
+        "guards",
     }  # objects of higher layers
     assert members == (set(aioflags.Config.__slots__) - holding) | derived
 

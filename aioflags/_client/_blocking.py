@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from aioflags._evaluation._migration import OpTracker, Stage
     from aioflags._evaluation._results import EvaluationDetail, FlagsState
     from aioflags._evaluation._snapshot import FlagSnapshot
+    from aioflags._guards._scope import Guards
 
     from ._events import EventDetails, ProviderEvent, ProviderStatus
     from ._hooks import Hook
@@ -692,6 +693,14 @@ class Client:
     def secure_mode_hash(self, context: Context) -> str:
         """HMAC-SHA256 of the context's fully-qualified key with the SDK key, in hex."""
         return self._client.secure_mode_hash(context)
+
+    @property
+    def guards(self) -> Guards:
+        """The guarded rollouts, as :attr:`aioflags.Client.guards` (``with client.guards.request():``).
+
+        Added in version 0.2.0.
+        """
+        return self._client.guards
 
     # ------------------------------------------------------ analytics events
     def track(

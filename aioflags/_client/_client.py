@@ -83,6 +83,7 @@ if TYPE_CHECKING:
     from aioflags._evaluation._migration import OpTracker, Stage
     from aioflags._evaluation._pipeline import Step
     from aioflags._evaluation._results import EvaluationDetail, FlagsState
+    from aioflags._guards._scope import Guards
     from aioflags._lens._lens import Lens
 
     from ._hooks import Hook
@@ -210,6 +211,7 @@ class Client:
         "_config",
         "_evaluator",
         "_forked_from",
+        "_guards",
         "_hooks",
         "_instance_id",
         "_last_flag_keys",
@@ -263,6 +265,10 @@ class Client:
 
             self._lens = Lens(config.lens)
         self._big_segment_listeners = StatusListeners()
+        from aioflags._guards._scope import Guards
+
+        #: The guards (issue 98): with none configured, a cheap no-op.
+        self._guards = Guards(config.guards, None if clock is None else clock.now)
         self._use(_WarnOnUse(self))  # until started
         self._forked_from: int | None = None
         #: Its run ended with its event loop (never left): said on next use.
@@ -434,7 +440,9 @@ class Client:
         """A store for a run (or for a client not running)."""
         from aioflags._datasystem._store import Store
 
-        return Store()
+        store = Store()
+        store.guarded = self._guards.by_flag  # (None: no guards)
+        return store
 
     async def aclose(self) -> None:
         """Stop the data system, close every connection, leave no task behind.
@@ -511,6 +519,18 @@ class Client:
             parent,
             os.getpid(),
         )
+
+    # ---------------------------------------------------------------- guards
+    @property
+    def guards(self) -> Guards:
+        """The guarded rollouts (``Config(guards=[...])``): request scope, status, release, events.
+
+        Always there: with no guard configured, ``client.guards.request()``
+        is a cheap no-op and the status is empty (docs/guards.md).
+
+        Added in version 0.2.0.
+        """
+        return self._guards
 
     # ---------------------------------------------------------------- status
     @property
@@ -1096,6 +1116,8 @@ class Client:
                 events.track(event_key, context, data, metric_value)
             except Exception:  # never raises into the application
                 logger.exception("track(%r) failed", event_key)
+        if self._guards.by_flag is not None:  # a guard metric, in a request
+            self._guards.track(event_key, metric_value)
         hooks = self._hooks
         if hooks is not None:
             hooks.after_track(event_key, context, data, metric_value)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from aioflags._analytics._metrics import Exporter
     from aioflags._datasystem._stores._bigsegments import BigSegmentsConfig
     from aioflags._evaluation._model import FlagSystem
+    from aioflags._guards._config import Guard
     from aioflags._lens._config import LensConfig
 
     from ._hooks import Hook
@@ -274,6 +275,11 @@ class Config(Frozen):
             error, read when the metric reader collects. They count with
             analytics events off too (docs/logging.md, "Metrics"). ``None``
             (the default): no metrics. Added in version 0.2.0.
+        guards: guarded rollouts (``aioflags.Guard``, one per flag, names
+            unique): each watches its flag's rollout and alerts or pins
+            ``control`` when a treatment does harm (``client.guards``).
+            Empty (the default): no guards, and evaluation costs nothing
+            for them. Added in version 0.2.0.
         plane: refused, saying where it goes: ``plane=`` is the data
             system's (``DataSystem.default(plane=...)``).
 
@@ -329,6 +335,7 @@ class Config(Frozen):
         "big_segments",
         "lens",
         "metrics",
+        "guards",
     )
     __match_args__: ClassVar[tuple[str, ...]] = ("sdk_key",)
     _hidden = ("sdk_key",)  # a secret: never in logs
@@ -376,6 +383,7 @@ class Config(Frozen):
     big_segments: BigSegmentsConfig | None
     lens: LensConfig | None
     metrics: Exporter | None
+    guards: tuple[Guard, ...]
 
     def __init__(
         self,
@@ -423,6 +431,7 @@ class Config(Frozen):
         big_segments: BigSegmentsConfig | None = None,
         lens: LensConfig | None = None,
         metrics: Exporter | None = None,
+        guards: Sequence[Guard] = (),
         plane: None = None,
     ) -> None:
         if plane is not None:
@@ -474,6 +483,7 @@ class Config(Frozen):
         set_field(self, "big_segments", big_segments)
         set_field(self, "lens", lens)
         set_field(self, "metrics", metrics)
+        set_field(self, "guards", guards)
         self._validate()
 
     def _validate(self) -> None:
@@ -496,6 +506,10 @@ class Config(Frozen):
         self._check_events()
         self._check_hooks()
         self._check_objects()
+        from aioflags._guards._config import check_guards  # (imported by aioflags)
+
+        guards: object = self.guards  # (callers may not be typed)
+        set_field(self, "guards", () if guards is None else check_guards(guards))
         if self.max_retry_delay < self.initial_retry_delay:
             raise ConfigurationError(
                 "max_retry_delay must not be smaller than initial_retry_delay"

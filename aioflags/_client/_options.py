@@ -359,6 +359,15 @@ OPTIONS: Final = (
         "and error, counted with events off too (see "
         '[Logging, "Metrics"](logging.md#metrics))',
     ),
+    Option(
+        "guards",
+        Kind.OTHER,
+        type="`aioflags.Guard`s",
+        default=(),
+        doc="guarded rollouts (`aioflags.Guard`, one per flag): each watches its "
+        "flag's rollout and alerts, or pins `control`, when a treatment does harm "
+        "(`client.guards`)",
+    ),
 )
 
 #: The options ``Config.from_env()`` reads, by variable (the SDK key's apart).

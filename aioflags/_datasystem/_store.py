@@ -74,6 +74,7 @@ if TYPE_CHECKING:
 
     from aioflags._core._json import JSONValue
     from aioflags._evaluation._data import SnapshotData
+    from aioflags._evaluation._guarded import Guarded
     from aioflags._evaluation._model import FlagSystem
 
     from ._datatypes import Change, RawPut
@@ -210,6 +211,7 @@ class Store:
         "data",
         "flag_count",
         "freeze_gc",
+        "guarded",
         "on_swap",
         "snapshot",
     )
@@ -226,6 +228,10 @@ class Store:
         #: new one (the client's evaluator: the event loop's ledger counts
         #: the current data's flags in place by key, and forgets them).
         self.on_swap: Callable[[], None] | None = None
+        #: The client's guards by flag key (issue 98): every snapshot made
+        #: here hands them to its matcher, and each is shown its flag as
+        #: data arrives (:meth:`_swap`). None: no guards.
+        self.guarded: Mapping[str, Guarded] | None = None
         #: The compiled ``matches`` patterns of the data, by flag and
         #: segment (node): made before a change set is installed (on a
         #: worker thread, if any is new: see ``_patterns.py``), held so that
@@ -519,10 +525,16 @@ class Store:
         # (the data first: a reader of either sees this data or the last)
         self.data = snapshot._data
         self.snapshot = snapshot
+        guarded = self.guarded
+        if guarded is not None:
+            data = snapshot._data
+            for key, guard in guarded.items():
+                # (checked, and what is wrong said, once per version: a
+                # guard's watch never raises)
+                guard.watch(data.flag(key))
 
-    @staticmethod
     def _snapshot_of(
-        flags: Mapping[str, CompiledFlag], segments: Mapping[str, CompiledSegment]
+        self, flags: Mapping[str, CompiledFlag], segments: Mapping[str, CompiledSegment]
     ) -> FlagSnapshot:
         """A ready snapshot of this data, with what its table tells (hot flags, states)."""
         return FlagSnapshot(
@@ -531,6 +543,7 @@ class Store:
             initialized=True,
             hot=flags.hot if isinstance(flags, Table) else None,
             state_of=flags.state_of if isinstance(flags, (Table, Layered)) else None,
+            guarded=self.guarded,
         )
 
     # ------------------------------------------------------------ dependents

@@ -20,6 +20,7 @@ from ._evaluate import Matcher
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from ._guarded import Guarded
     from ._membership import MembershipSource
     from ._model import CompiledFlag, CompiledSegment
 
@@ -75,13 +76,15 @@ class SnapshotData:
         hot: dict[str, CompiledFlag] | None = None,
         state_of: Callable[[str], tuple[bool, int] | None] | None = None,
         plans: dict[tuple[bool, bool, bool], Any] | None = None,
+        guarded: Mapping[str, Guarded] | None = None,
     ) -> None:
         """``big_segments``: where unbounded segments' memberships come from.
 
         ``hot`` and ``state_of``: what a store's table of ``flags`` tells:
         the flags it has made so far (:attr:`Matcher.hot`), and whether a
         key's flag exists without making it. ``plans``: another data's
-        all-flags plans, to share (:meth:`with_memberships`).
+        all-flags plans, to share (:meth:`with_memberships`). ``guarded``:
+        the client's guards by flag key (:attr:`Matcher.guarded`).
         """
         # Not ready means no flags: no head is found, the door answers.
         if not initialized:
@@ -90,7 +93,7 @@ class SnapshotData:
         set_field(self, "flags", flags)
         set_field(self, "segments", segments)
         set_field(self, "state_of", state_of)
-        set_field(self, "matcher", Matcher(flags, segments, big_segments, hot))
+        set_field(self, "matcher", Matcher(flags, segments, big_segments, hot, guarded))
         set_field(self, "plans", {} if plans is None else plans)
 
     def composed(self, big_segments: MembershipSource | None) -> SnapshotData:
@@ -107,6 +110,7 @@ class SnapshotData:
             big_segments=big_segments,
             hot=self.matcher.hot,
             state_of=self.state_of,
+            guarded=self.matcher.guarded,
         )
 
     def with_memberships(self, source: MembershipSource) -> SnapshotData:
@@ -124,6 +128,7 @@ class SnapshotData:
             hot=self.matcher.hot,
             state_of=self.state_of,
             plans=self.plans,
+            guarded=self.matcher.guarded,
         )
         # (before it is handed out: the new matcher's cache is this one's)
         data.matcher.heads = self.matcher.heads

@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, final
 
 from ._codegen import Code
+from ._guarded import guarded_head
 from ._logonce import Occurrences
 from ._membership import unbounded_member
 from ._model import (
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from aioflags._core._json import JSONValue
 
     from ._context import Context
+    from ._guarded import Guarded
     from ._membership import MembershipSource
     from ._model import SegmentMatcher
     from ._recording import Ledger
@@ -307,6 +309,7 @@ class Matcher:
         "counters",
         "done",
         "flags",
+        "guarded",
         "heads",
         "hot",
         "hot_segments",
@@ -320,8 +323,12 @@ class Matcher:
         segments: Mapping[str, CompiledSegment],
         big_segments: MembershipSource | None = None,
         hot: dict[str, CompiledFlag] | None = None,
+        guarded: Mapping[str, Guarded] | None = None,
     ) -> None:
         self.flags: Mapping[str, CompiledFlag] = flags
+        #: The client's guards by flag key (issue 98), or None: none. Read
+        #: when a flag's head is made (:meth:`_keep`), never per evaluation.
+        self.guarded: Mapping[str, Guarded] | None = guarded or None
         #: Flags by key in a plain dict, the one the fast paths index first
         #: (CPython specialises item access for an exact dict only): ``hot``
         #: if given (a store's table: the flags it has made so far), the
@@ -398,7 +405,9 @@ class Matcher:
         which reads ``done`` instead of evaluating them again. It lives for
         one call and shares this matcher's data and heads.
         """
-        batch = Matcher(self.flags, self.segments, self.big_segments, self.hot)
+        batch = Matcher(
+            self.flags, self.segments, self.big_segments, self.hot, self.guarded
+        )
         batch.heads = self.heads  # (the same snapshot: the same heads)
         batch.done = done
         return batch
@@ -407,11 +416,16 @@ class Matcher:
         """Flag ``key``'s head, made of ``flag`` and kept in :attr:`heads`.
 
         Its constant result (off, or nothing but a fixed fallthrough), else
-        what runs it (:meth:`_runnable`).
+        what runs it (:meth:`_runnable`); a guarded flag's wrapped by its
+        guard (:func:`~._guarded.guarded_head`).
         """
-        head = self.heads[key] = (
-            self._runnable(flag) if flag.constant is None else flag.constant
-        )
+        head: Head = self._runnable(flag) if flag.constant is None else flag.constant
+        guarded = self.guarded
+        if guarded is not None:
+            guard = guarded.get(key)
+            if guard is not None:
+                head = guarded_head(guard, flag, head)
+        self.heads[key] = head
         return head
 
     def find_head(self, key: str) -> Head | None:
@@ -513,7 +527,8 @@ class Matcher:
         """
         head = self.heads.get(key)
         if type(head) is not Code:
-            head = self.heads[key] = self._runnable(flag)
+            made = self._keep(key, flag)
+            head = made if type(made) is Code else self._runnable(flag)
         return head
 
     def prerequisite_head(self, key: str) -> Head:

@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from aioflags._core._json import JSONObject, JSONValue
 
     from ._context import Context
+    from ._guarded import Guarded
     from ._membership import MembershipSource
     from ._migration import OpTracker, Stage
     from ._model import CompiledFlag, CompiledSegment, FlagSystem
@@ -307,12 +308,14 @@ class FlagSnapshot:
         big_segments: MembershipSource | None = None,
         hot: dict[str, CompiledFlag] | None = None,
         state_of: Callable[[str], tuple[bool, int] | None] | None = None,
+        guarded: Mapping[str, Guarded] | None = None,
     ) -> None:
         """``evaluation``: the composition's, which every method calls.
 
         ``hot`` and ``state_of``: what a store's table of ``flags`` tells:
         the flags it has made so far (:attr:`Matcher.hot`), and whether a
         key's flag exists without making it (:attr:`flag_keys`).
+        ``guarded``: the client's guards by flag key (issue 98).
         """
         self._data = SnapshotData(
             flags,
@@ -321,6 +324,7 @@ class FlagSnapshot:
             big_segments=big_segments,
             hot=hot,
             state_of=state_of,
+            guarded=guarded,
         )
         #: The composition its methods run (events, hooks, lens).
         self._evaluation = evaluation

@@ -1,0 +1,349 @@
+"""``client.guards``: the request scope, the app metrics, the status, release and events.
+
+A request's scope (:meth:`Guards.request`, a ``ContextVar`` of the
+client's own, as the lens's view) collects the arm each guarded flag
+served it (its first evaluation in the scope) and the app metrics
+``client.track`` sent in it; when it ends, its outcome (raised or 5xx,
+its duration, the metrics' sums) is recorded in each arm. Nested scopes:
+the outer one counts. Nothing here ever raises into the request.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import math
+import threading
+import time
+from typing import TYPE_CHECKING, Final, final
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Callable, Mapping
+    from types import TracebackType
+
+    import anyio
+
+    from ._config import Guard
+    from ._status import GuardEvent, GuardStatus
+    from ._watch import GuardRun, Watch
+
+__all__ = ["Guards", "Scope"]
+
+logger = logging.getLogger("aioflags.guards")
+
+#: The decisions kept for late handlers and new iterators.
+_KEPT: Final = 1000
+#: A metric's non-finite values are said at most once this often (seconds).
+_WARN_EVERY: Final = 60.0
+#: The shortest duration recorded (its logarithm is taken).
+_TINY: Final = 1e-9
+_log: Final = math.log  # (a global read a request, not an attribute too)
+
+
+@final
+class Scope:
+    """One request's scope for the guards: ``with`` or ``async with client.guards.request():``.
+
+    Attributes:
+        status: the request's HTTP status, if it has one (a middleware sets
+            it): 500 or more counts as an error, as an exception leaving
+            the scope does (it is raised again, untouched).
+
+    Added in version 0.2.0.
+    """
+
+    __slots__ = ("_guards", "_start", "_token", "arms", "metrics", "status")
+
+    def __init__(self, guards: Guards | None) -> None:
+        self._guards = guards
+        self._token: contextvars.Token[Scope | None] | None = None
+        self._start = 0.0
+        self.status: int | None = None
+        #: Each watched flag version's arm in this request, by its watch
+        #: (the guarded head writes it: ``_evaluation._guarded``).
+        self.arms: dict[Watch, int] = {}
+        #: Each app metric's sum in this request (None: none sent).
+        self.metrics: dict[str, float] | None = None
+
+    # (``with`` and ``async with`` each written out: a call less a request;
+    # a scope inside another does nothing: the outer one counts)
+    def __enter__(self) -> Scope:
+        guards = self._guards
+        if guards is not None and guards.var.get() is None:
+            self._token = guards.var.set(self)
+            self._start = guards.clock()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        token = self._token
+        if token is not None:
+            self._token = None
+            self._end(token, exc)
+
+    async def __aenter__(self) -> Scope:
+        guards = self._guards
+        if guards is not None and guards.var.get() is None:
+            self._token = guards.var.set(self)
+            self._start = guards.clock()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        token = self._token
+        if token is not None:
+            self._token = None
+            self._end(token, exc)
+
+    def _end(
+        self, token: contextvars.Token[Scope | None], exc: BaseException | None
+    ) -> None:
+        guards = self._guards
+        assert guards is not None  # (a token: entered with guards)
+        try:
+            guards.var.reset(token)
+        except ValueError:  # left in another context than entered: still recorded
+            guards.var.set(None)
+        arms = self.arms
+        if not arms:
+            return
+        # The outcome, recorded in each arm (never raising into the request).
+        status = self.status
+        error = isinstance(exc, Exception) or (
+            isinstance(status, int) and status >= 500
+        )
+        try:
+            seconds = guards.clock() - self._start
+            log_seconds = _log(seconds if seconds > _TINY else _TINY)
+        except Exception:  # noqa: BLE001 - a failing clock: the outcome is lost, said once
+            guards.failure("the clock")
+            return
+        metrics = self.metrics
+        for watch, arm in arms.items():
+            # (one try per guard, so that one failing spares the others)
+            try:
+                watch.record(arm, error, log_seconds, metrics)
+            except Exception:  # noqa: BLE001, PERF203 - logged once per guard
+                guards.failure(watch.guard.config.name)
+
+
+@final
+class Guards:
+    """A client's guards (``client.guards``): the request scope, status, release, events.
+
+    With no guard configured, everything here is a cheap no-op.
+
+    Added in version 0.2.0.
+    """
+
+    __slots__ = (
+        "_count",
+        "_failed",
+        "_handlers",
+        "_log",
+        "_metric_names",
+        "_runs",
+        "_wake",
+        "_warned",
+        "by_flag",
+        "clock",
+        "var",
+    )
+
+    def __init__(
+        self, guards: tuple[Guard, ...], clock: Callable[[], float] | None = None
+    ) -> None:
+        """``clock``: monotonic seconds (``time.monotonic`` by default)."""
+        #: The open request scope (one variable per client: never mixed).
+        self.var: contextvars.ContextVar[Scope | None] = contextvars.ContextVar(
+            "aioflags_guards_scope", default=None
+        )
+        self.clock: Callable[[], float] = clock or time.monotonic
+        self._runs: dict[str, GuardRun] = {}
+        if guards:  # (the runtime only for a client with guards: none, no imports)
+            from ._watch import GuardRun
+
+            self._runs = {
+                guard.name: GuardRun(guard, self.var, self._tell) for guard in guards
+            }
+        #: What the store hands its snapshots' matchers: guards by flag key
+        #: (None: no guards, and no matcher asks).
+        self.by_flag: Mapping[str, GuardRun] | None = {
+            run.config.flag: run for run in self._runs.values()
+        } or None
+        self._metric_names = frozenset(
+            metric.name
+            for guard in guards
+            for metric in guard.metrics
+            if metric.name not in ("errors", "latency")
+        )
+        self._log: list[GuardEvent] = []
+        self._count = 0  # events told so far (the log keeps the last _KEPT)
+        self._handlers: list[Callable[[GuardEvent], object]] = []
+        #: What wakes the iterators waiting for an event: the event, the
+        #: thread of its loop, and how another thread calls on that loop.
+        self._wake: tuple[anyio.Event, int, Callable[..., object] | None] | None = None
+        self._warned: dict[str, float] = {}
+        self._failed: set[str] = set()
+
+    # ------------------------------------------------------------ requests
+    def request(self) -> Scope:
+        """A request's scope: ``async with client.guards.request():`` (or ``with``).
+
+        Each guarded flag evaluated in it (first evaluation in the scope,
+        its tasks included) counts this request in the arm it served, if a
+        randomized assignment served it; when the scope ends, the request's
+        outcome is recorded: an exception leaving it (raised again,
+        untouched) or ``scope.status >= 500`` is an error; its duration is
+        its latency. A scope inside another does nothing (the outer one
+        counts). Never raises.
+        """
+        return Scope(self if self._runs else None)
+
+    def failure(self, name: str) -> None:
+        """Guard ``name`` failed to record a request: logged with the traceback, once."""
+        if name not in self._failed:
+            self._failed.add(name)
+            logger.exception(
+                "Guard %r failed to record a request; it goes on (said once)", name
+            )
+
+    def track(self, name: str, value: object) -> None:
+        """``client.track(name, ..., metric_value=value)`` in a scope: summed for a guard metric ``name``."""
+        if name not in self._metric_names:
+            return
+        scope = self.var.get()
+        if scope is None or value is None:
+            return
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
+            now = self.clock()
+            last = self._warned.get(name)
+            if last is None or now - last >= _WARN_EVERY:
+                self._warned[name] = now
+                logger.warning(
+                    "Guard metric %r: metric_value %r is not a finite number:"
+                    " dropped (said at most once a minute)",
+                    name,
+                    value,
+                )
+            return
+        metrics = scope.metrics
+        if metrics is None:
+            metrics = scope.metrics = {}
+        metrics[name] = metrics.get(name, 0.0) + value
+
+    # -------------------------------------------------------------- status
+    @property
+    def status(self) -> Mapping[str, GuardStatus]:
+        """Each guard's status, by name (empty with no guards)."""
+        return {name: run.status() for name, run in self._runs.items()}
+
+    def release(self, name: str) -> bool:
+        """Stop guard ``name``'s pin (or alert) for the flag's current version.
+
+        The flag serves its rollout again; the guard keeps counting but
+        does not decide again for this version (a new version of the flag
+        starts it afresh). Returns whether there was a decision to release.
+
+        Raises:
+            KeyError: no guard is named ``name``.
+        """
+        run = self._runs.get(name)
+        if run is None:
+            raise KeyError(
+                f"no guard named {name!r}; the guards are {sorted(self._runs)}"
+            )
+        watch = run.current
+        if watch is None or watch.state not in ("alerted", "pinned"):
+            return False
+        return watch.release()
+
+    # -------------------------------------------------------------- events
+    def _tell(self, event: GuardEvent) -> None:
+        self._log.append(event)
+        self._count += 1
+        if len(self._log) > _KEPT:
+            del self._log[0]
+        for handler in tuple(self._handlers):
+            self._call(handler, event)
+        wake, self._wake = self._wake, None
+        if wake is not None:
+            woken, thread, call_soon = wake
+            if call_soon is None or threading.get_ident() == thread:
+                woken.set()
+            else:  # a decision on another thread (aioflags.blocking.Client)
+                call_soon(woken.set)
+
+    @staticmethod
+    def _call(handler: Callable[[GuardEvent], object], event: GuardEvent) -> None:
+        try:
+            handler(event)
+        except Exception:  # a failing handler never stops the others
+            logger.exception("A guard event handler failed: %r", handler)
+
+    def add_handler(self, handler: Callable[[GuardEvent], object]) -> None:
+        """Call ``handler(event)`` for each decision and release, in order.
+
+        A handler added late is called at once with the decisions made
+        before (the last 1,000). It is called where the decision is made
+        (a request's scope ends), so it must be quick and sync; for async
+        work, iterate :meth:`events`. A failing handler is logged.
+
+        Raises:
+            TypeError: ``handler`` is not callable, or is async.
+        """
+        import inspect  # (here: slow to import, and add_handler() is rare)
+
+        given: object = handler  # (callers may not be typed)
+        if not callable(given) or inspect.iscoroutinefunction(given):
+            raise TypeError(
+                "client.guards.add_handler() takes a sync callable; for async"
+                " work use `async for event in client.guards.events():`"
+            )
+        for event in tuple(self._log):
+            self._call(handler, event)
+        self._handlers.append(handler)
+
+    def remove_handler(self, handler: Callable[[GuardEvent], object]) -> None:
+        """Stop calling ``handler``."""
+        if handler in self._handlers:
+            self._handlers.remove(handler)
+
+    async def events(self) -> AsyncGenerator[GuardEvent, None]:
+        """Each decision and release, in order: the ones made before (the last 1,000), then as they come.
+
+        ``async for event in client.guards.events():`` never ends by
+        itself: break out, or cancel the task.
+        """
+        import anyio
+
+        from aioflags._datasystem._stores._bigsegments import _call_soon_threadsafe
+
+        seen = self._count - len(self._log)
+        while True:
+            while seen < self._count:
+                first = self._count - len(self._log)
+                seen = max(seen, first)
+                event = self._log[seen - first]
+                seen += 1
+                yield event
+            wake = self._wake
+            if wake is None:
+                wake = self._wake = (
+                    anyio.Event(),
+                    threading.get_ident(),
+                    _call_soon_threadsafe(),
+                )
+            await wake[0].wait()

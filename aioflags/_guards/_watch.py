@@ -1,0 +1,535 @@
+"""One guard at run time: its watch of each flag version, its counts, its looks and decisions.
+
+A :class:`GuardRun` is what a snapshot's matcher holds for the guarded
+flag (``_evaluation._guarded.Guarded``); shown a flag version, it checks
+it (the flag exists, ``control`` is one of its variations, it has a
+randomized assignment) and gives the :class:`Watch` of that version: a
+new version starts afresh (counts, pin, decision dropped). A request
+scope records each request's outcome into its arm's :class:`~._counts.Counts`
+(:meth:`Watch.record`), and every :data:`LOOK_EVERY` requests the watch
+looks: the sample ratio first, then each metric, treatment against
+control, with alpha split across them (``_stats``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING, Any, Final
+
+from aioflags._evaluation._model import splits_of
+from aioflags._evaluation._results import Reason, Result, own_cache
+
+from . import _stats
+from ._counts import Counts
+from ._status import ArmStatus, GuardEvent, GuardStatus, MetricEvidence
+
+if TYPE_CHECKING:
+    import contextvars
+    from collections.abc import Callable, Mapping, Sequence
+
+    from aioflags._core._json import JSONValue
+    from aioflags._evaluation._model import CompiledFlag
+
+    from ._config import Guard, Metric
+
+__all__ = ["LOOK_EVERY", "GuardRun", "Watch"]
+
+logger = logging.getLogger("aioflags.guards")
+
+#: A guard looks (runs its tests) every this many recorded requests.
+LOOK_EVERY: Final = 100
+
+
+def _same(value: JSONValue, control: JSONValue) -> bool:
+    """Whether a variation's value is ``control`` as JSON sees it (``True`` is not ``1``)."""
+    if isinstance(value, bool) or isinstance(control, bool):
+        return value is control
+    return bool(value == control)
+
+
+class _Split:
+    """One randomized assignment's arms: their indexes, weights and control.
+
+    ``known``: whether the weights are the assignment's (else each arm's
+    is 1: the flag system computes them per request, and the sample ratio
+    is not checked).
+    """
+
+    __slots__ = ("arms", "control", "known", "weights")
+
+    def __init__(
+        self,
+        arms: tuple[int, ...],
+        weights: tuple[float, ...],
+        control: int | None,
+        known: bool,
+    ) -> None:
+        self.arms = arms
+        self.weights = weights
+        self.control = control
+        self.known = known
+
+
+def _split_parts(
+    flag: CompiledFlag,
+) -> list[tuple[Sequence[Result], Sequence[float] | None]]:
+    """The flag's randomized assignments (its system's ``splits``): results, weights (None: not known)."""
+    return [(split.results, split.weights) for split in splits_of(flag)]
+
+
+class Watch:
+    """A guard's watch of one flag version: its arms' counts, its looks, its pin.
+
+    What the guarded head reads (``_evaluation._guarded.Watch``):
+    :attr:`pinned`, and :attr:`scope`, the client's request scope, whose
+    ``arms`` an evaluation that served an arm writes to.
+    """
+
+    __slots__ = (
+        "arm_values",
+        "arm_variations",
+        "counts",
+        "evidence",
+        "guard",
+        "message",
+        "needed",
+        "next_look",
+        "pinned",
+        "released",
+        "scope",
+        "seen",
+        "split_of",
+        "splits",
+        "state",
+        "version",
+    )
+
+    def __init__(
+        self,
+        guard: GuardRun,
+        version: int,
+        splits: list[_Split],
+        arm_variations: list[int],
+        arm_values: list[JSONValue],
+        split_of: list[int],
+    ) -> None:
+        self.guard = guard
+        self.scope: contextvars.ContextVar[Any] = guard.var
+        self.version = version
+        self.splits = splits
+        self.arm_variations = arm_variations
+        self.arm_values = arm_values
+        self.split_of = split_of
+        self.counts = [Counts() for _ in arm_variations]
+        #: The pin's result (control, reason GUARDED), or None.
+        self.pinned: Result | None = None
+        #: Released for this version: it keeps counting and never decides again.
+        self.released = False
+        self.seen = 0
+        self.next_look = LOOK_EVERY
+        self.state = "collecting"
+        self.needed: int | None = None
+        #: The last look's evidence: (metric, treatment's variation, the
+        #: test's Evidence), made into MetricEvidence by :meth:`status` only.
+        self.evidence: list[tuple[str, int, _stats.Evidence]] = []
+        self.message = ""
+
+    # ------------------------------------------------------- the recording
+    def record(
+        self,
+        arm: int,
+        error: bool,
+        log_seconds: float,
+        values: Mapping[str, float] | None,
+    ) -> None:
+        """One request's outcome in arm ``arm``; a look every :data:`LOOK_EVERY`."""
+        counts = self.counts[arm]
+        counts.requests += 1
+        if error:
+            counts.errors += 1
+        counts.log_n += 1
+        counts.log_s += log_seconds
+        counts.log_q += log_seconds * log_seconds
+        if values:
+            sums = counts.metrics
+            for name, value in values.items():
+                kept = sums.get(name)
+                if kept is None:
+                    sums[name] = [1, value, value * value]
+                else:
+                    kept[0] += 1
+                    kept[1] += value
+                    kept[2] += value * value
+        self.seen += 1
+        if self.seen >= self.next_look:
+            self.next_look = self.seen + LOOK_EVERY
+            self.look()
+
+    # -------------------------------------------------------- the deciding
+    def look(self) -> None:
+        """Test the counts: sample ratio first, then each metric; decide if strong."""
+        if self.released or self.state in ("alerted", "pinned"):
+            return
+        config = self.guard.config
+        treatments = [
+            (split, arm)
+            for split in self.splits
+            if split.control is not None
+            for arm, weight in zip(split.arms, split.weights, strict=True)
+            if arm != split.control and weight > 0
+        ]
+        for split in self.splits:
+            if split.control is None or not split.known:
+                continue
+            # (the sample-ratio test takes the arms the rollout sends to)
+            weighted = [
+                (self.counts[arm].requests, weight)
+                for arm, weight in zip(split.arms, split.weights, strict=True)
+                if weight > 0
+            ]
+            if len(weighted) < 2:
+                continue
+            counts = [count for count, _ in weighted]
+            weights = [weight for _, weight in weighted]
+            ratio = _stats.ratio_evidence(counts, weights, config.alpha)
+            if ratio.decided:
+                if self.state != "sample ratio off":
+                    self.message = (
+                        f"Guard {config.name!r}: flag {config.flag!r} version"
+                        f" {self.version}: the arms' requests {counts} are off the"
+                        f" rollout's weights {weights} (e-value"
+                        f" {ratio.value:.3g}): it decides nothing until they agree"
+                    )
+                    logger.warning("%s", self.message)
+                self.state = "sample ratio off"
+                return
+        if not treatments:  # (no treatment beside control: nothing to compare)
+            self.state = "collecting"
+            return
+        each = _stats.split_alpha(config.alpha, len(config.metrics) * len(treatments))
+        seen: list[tuple[str, int, _stats.Evidence]] = []
+        needed = 0
+        for split, arm in treatments:
+            control = split.control
+            assert control is not None  # (treatments have one)
+            for metric in config.metrics:
+                evidence = self._test(metric, control, arm, each)
+                seen.append((metric.name, self.arm_variations[arm], evidence))
+                if evidence.decided:
+                    self.evidence = seen
+                    self._decide(metric, control, arm, evidence.value, each)
+                    return
+                needed = max(needed, evidence.needed)
+        self.evidence = seen
+        self.state = "collecting"
+        self.needed = needed
+
+    def _test(
+        self, metric: Metric, control: int, arm: int, alpha: float
+    ) -> _stats.Evidence:
+        c, t = self.counts[control], self.counts[arm]
+        if metric.name == "errors":
+            return _stats.rate_evidence(
+                c.requests, c.errors, t.requests, t.errors, alpha
+            )
+        if metric.name == "latency":
+            return _stats.mean_evidence(
+                c.log_n, c.log_s, c.log_q, t.log_n, t.log_s, t.log_q, alpha
+            )
+        n_c, s_c, q_c = c.metric(metric.name)
+        n_t, s_t, q_t = t.metric(metric.name)
+        return _stats.mean_evidence(
+            n_c, s_c, q_c, n_t, s_t, q_t, alpha, worse=metric.worse
+        )
+
+    def _figures(self, metric: Metric, arm: int) -> str:
+        counts = self.counts[arm]
+        if metric.name == "errors":
+            rate = counts.errors / counts.requests if counts.requests else 0.0
+            return f"{counts.errors}/{counts.requests} errors ({rate:.2%})"
+        if metric.name == "latency":
+            mean = math.exp(counts.log_s / counts.log_n) if counts.log_n else 0.0
+            return f"{counts.log_n} requests, latency {mean * 1000:.1f} ms (geometric mean)"
+        n, s, _ = counts.metric(metric.name)
+        return f"{n} requests sent {metric.name}, mean {s / n if n else 0.0:.4g}"
+
+    def _decide(
+        self, metric: Metric, control: int, arm: int, value: float, alpha: float
+    ) -> None:
+        config = self.guard.config
+        pin = config.action == "pin"
+        self.message = (
+            f"Guard {config.name!r} {'pinned' if pin else 'alerted'}: flag"
+            f" {config.flag!r} version {self.version}, metric {metric.name!r}:"
+            f" variation {self.arm_values[arm]!r}"
+            f" {self._figures(metric, arm)} against control"
+            f" {self.arm_values[control]!r} {self._figures(metric, control)};"
+            f" e-value {value:.3g} (>= 1/alpha, alpha {alpha:.3g})"
+            + (
+                f"; serving control until the flag's version changes or"
+                f" client.guards.release({config.name!r})"
+                if pin
+                else ""
+            )
+        )
+        logger.warning("%s", self.message)
+        self.needed = 0
+        if pin:
+            self.pinned = Result(  # (made once: one decision per version)
+                self.arm_values[control],
+                self.arm_variations[control],
+                Reason({"kind": "GUARDED", "guard": config.name}),
+                False,
+                own_cache(),
+            )
+            self.state = "pinned"
+        else:
+            self.state = "alerted"
+        self.guard.tell("pinned" if pin else "alerted", self, metric.name, self.message)
+
+    def release(self) -> bool:
+        """Drop the pin (or the alert) of this version; it keeps counting, never decides again."""
+        if self.released:
+            return False
+        self.released = True
+        self.pinned = None
+        self.state = "released"
+        self.message = (
+            f"Guard {self.guard.config.name!r} released: flag"
+            f" {self.guard.config.flag!r} version {self.version} serves its"
+            " rollout again; the guard does not decide again for this version"
+        )
+        logger.info("%s", self.message)
+        self.guard.tell("released", self, None, self.message)
+        return True
+
+    def status(self) -> GuardStatus:
+        """What ``client.guards.status`` says of it."""
+        config = self.guard.config
+        arms = []
+        for arm, counts in enumerate(self.counts):
+            split = self.splits[self.split_of[arm]]
+            arms.append(
+                ArmStatus(
+                    variation=self.arm_variations[arm],
+                    value=self.arm_values[arm],
+                    control=split.control == arm,
+                    split=self.split_of[arm],
+                    requests=counts.requests,
+                    errors=counts.errors,
+                    error_rate=(
+                        counts.errors / counts.requests if counts.requests else None
+                    ),
+                    latency=(
+                        math.exp(counts.log_s / counts.log_n) if counts.log_n else None
+                    ),
+                    metrics={
+                        name: s / n for name, (n, s, _) in counts.metrics.items() if n
+                    },
+                )
+            )
+        return GuardStatus(
+            name=config.name,
+            flag=config.flag,
+            version=self.version,
+            state=self.state,
+            needed=self.needed,
+            arms=tuple(arms),
+            evidence=tuple(
+                MetricEvidence(
+                    metric=name,
+                    variation=variation,
+                    value=evidence.value,
+                    decided=evidence.decided,
+                    needed=evidence.needed,
+                )
+                for name, variation, evidence in self.evidence
+            ),
+            message=self.message,
+        )
+
+
+class GuardRun:
+    """One configured guard at run time: what the matcher holds for its flag.
+
+    Shown a flag (:meth:`watch`), it checks the version once and keeps its
+    :class:`Watch` until the version changes.
+    """
+
+    __slots__ = (
+        "_checked",
+        "_made",
+        "config",
+        "current",
+        "problem",
+        "tell_guards",
+        "var",
+    )
+
+    def __init__(
+        self,
+        config: Guard,
+        var: contextvars.ContextVar[Any],
+        tell: Callable[[GuardEvent], None],
+    ) -> None:
+        self.config = config
+        #: The client's request scope (its ``ContextVar``, of a ``_scope.Scope``:
+        #: typed Any, as ``_scope`` imports this module).
+        self.var = var
+        self.tell_guards = tell
+        #: The watch of the current version (None: none to watch).
+        self.current: Watch | None = None
+        #: What is wrong with the version seen last ("" if nothing), and
+        #: the state it puts the guard in (said once per version).
+        self.problem: tuple[str, str] | None = None
+        #: The last version checked (None: no data yet; -1: the flag missing).
+        self._checked: int | None = None
+        #: The last flag object shown and what it gave.
+        self._made: tuple[object, tuple[Watch, dict[int, int]] | None] = (None, None)
+
+    def watch(
+        self, flag: CompiledFlag | None
+    ) -> tuple[Watch, Mapping[int, int]] | None:
+        """The watch of ``flag``'s version and its arms by result id (None: nothing to watch)."""
+        made = self._made
+        if made[0] is flag and flag is not None:
+            return made[1]
+        try:
+            found = self._watch_of(flag)
+        except Exception:  # a bug here never reaches an evaluation or the data
+            logger.exception(
+                "Guard %r failed to read flag %r: it decides nothing",
+                self.config.name,
+                self.config.flag,
+            )
+            found = None
+        self._made = (flag, found)
+        return found
+
+    def _refuse(self, version: int, state: str, message: str, level: int) -> None:
+        if self._checked != version:
+            logger.log(level, "%s", message)
+        self._checked = version
+        self.current = None
+        self.problem = (state, message)
+
+    def _watch_of(
+        self, flag: CompiledFlag | None
+    ) -> tuple[Watch, dict[int, int]] | None:
+        config = self.config
+        what = f"Guard {config.name!r}"
+        if flag is None:
+            self._refuse(
+                -1,
+                "misconfigured",
+                f"{what}: Guard.flag {config.flag!r} is not a flag of this data:"
+                " the guard decides nothing (fix the key, or add the flag)",
+                logging.ERROR,
+            )
+            return None
+        variations = flag.variations
+        control = next(
+            (i for i, value in enumerate(variations) if _same(value, config.control)),
+            None,
+        )
+        if control is None:
+            self._refuse(
+                flag.version,
+                "misconfigured",
+                f"{what}: Guard.control {config.control!r} is not one of flag"
+                f" {config.flag!r}'s variations {list(variations)!r} (version"
+                f" {flag.version}): the guard decides nothing",
+                logging.ERROR,
+            )
+            return None
+        parts = _split_parts(flag)
+        current = self.current
+        if current is not None and current.version != flag.version:
+            current = None  # a new version: afresh
+        splits: list[_Split] = []
+        arms: dict[int, int] = {}
+        arm_variations: list[int] = []
+        arm_values: list[JSONValue] = []
+        split_of: list[int] = []
+        for results, weights in parts:
+            by_variation: dict[int, int] = {}
+            split_arms: list[int] = []
+            split_weights: list[float] = []
+            known = weights is not None
+            shares = weights if weights is not None else [1.0] * len(results)
+            for result, weight in zip(results, shares, strict=True):
+                index = result.variation_index
+                if index is None:
+                    continue
+                arm = by_variation.get(index)
+                if arm is None:
+                    arm = by_variation[index] = len(arm_variations)
+                    arm_variations.append(index)
+                    arm_values.append(variations[index])
+                    split_of.append(len(splits))
+                    split_arms.append(arm)
+                    split_weights.append(0.0)
+                at = split_arms.index(arm)
+                split_weights[at] = split_weights[at] + weight if known else 1.0
+                arms[id(result)] = arm
+            splits.append(
+                _Split(
+                    tuple(split_arms),
+                    tuple(split_weights),
+                    by_variation.get(control),
+                    known,
+                )
+            )
+        if not arms:
+            self._refuse(
+                flag.version,
+                "no rollout",
+                f"{what}: flag {config.flag!r} (version {flag.version}) has no"
+                " percentage rollout: only a randomized assignment counts, so the"
+                " guard decides nothing (give the flag a rollout)",
+                logging.WARNING,
+            )
+            return None
+        if current is None:
+            current = Watch(
+                self, flag.version, splits, arm_variations, arm_values, split_of
+            )
+            self.current = current
+            self._checked = flag.version
+            self.problem = None
+        return current, arms
+
+    def tell(self, kind: str, watch: Watch, metric: str | None, message: str) -> None:
+        """A decision or a release: the client's guards hand it to handlers and iterators."""
+        self.tell_guards(
+            GuardEvent(
+                kind=kind,  # type: ignore[arg-type]
+                name=self.config.name,
+                flag=self.config.flag,
+                version=watch.version,
+                metric=metric,
+                message=message,
+                status=watch.status(),
+            )
+        )
+
+    def status(self) -> GuardStatus:
+        """This guard's status now."""
+        config = self.config
+        current = self.current
+        if current is not None:
+            return current.status()
+        if self.problem is not None:
+            state, message = self.problem
+            version = self._checked if self._checked not in (None, -1) else None
+            return GuardStatus(
+                name=config.name,
+                flag=config.flag,
+                version=version,
+                state=state,
+                message=message,
+            )
+        return GuardStatus(
+            name=config.name, flag=config.flag, version=None, state="waiting for data"
+        )

@@ -1,0 +1,175 @@
+"""CPU instructions a guard costs (issue 98): a guarded flag's evaluation, and recording a request.
+
+    python benchmarks/bench_guard_cost.py [--requests 20000] [--smoke]
+
+Runs itself under ``valgrind --tool=callgrind`` (one process, windows
+opened on ``os.getpgrp`` and dumped on ``os.getppid``, as eval_window.py).
+One client, a 50/50 LaunchDarkly rollout flag ``f`` and ``--requests``
+contexts it has not seen, each window the same evaluations
+(``await client.variation("f", ...)``):
+
+1. ``plain``: the flag unguarded (a guard on another flag, never evaluated)
+2. ``guarded``: the flag guarded, no request scope open
+3. ``in scope``: the flag guarded, all evaluations inside one open scope
+   (the first notes the arm; the rest find it noted)
+4. ``scopes``: request scopes opened and closed with nothing in them
+   (``async with client.guards.request(): pass``), per scope
+5. ``requests``: each evaluation in a request scope of its own, opened and
+   closed: the outcome recorded, a look every 100 requests, amortised
+
+Prints instructions per evaluation (or scope) for each, the guarded
+evaluation against the plain one, and recording a request's outcome:
+(5 - 2 - 4), what a request with an arm costs beyond its evaluation and
+an empty scope (its arm's counts, the clock, the looks amortised).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WINDOWS = ("plain", "guarded", "in scope", "scopes", "requests")
+
+
+def child(requests: int) -> None:
+    """The measured process: the windows, in order."""
+    sys.path.insert(0, str(ROOT))
+    import aioflags
+    from aioflags.testing import FlagData
+
+    def data() -> FlagData:
+        flags = FlagData()
+        flags.update(
+            flags.flag("f").boolean().fallthrough_rollout({True: 50, False: 50}),
+            flags.flag("g").boolean().fallthrough_rollout({True: 50, False: 50}),
+        )
+        return flags
+
+    async def evaluate(
+        client: aioflags.Client, contexts: list[aioflags.Context]
+    ) -> None:
+        for context in contexts:
+            await client.variation("f", context, False)
+
+    async def main() -> None:
+        batches = [
+            [aioflags.Context.create(f"{window}-{i}") for i in range(requests)]
+            for window in range(len(WINDOWS) + 1)
+        ]
+        warm = [aioflags.Context.create(f"warm-{i}") for i in range(200)]
+        other = aioflags.Config(
+            data_system=data().data_system(),
+            guards=[aioflags.Guard("g", control=False)],
+        )
+        async with aioflags.Client(other) as client:
+            await evaluate(client, warm)
+            os.getpgrp()
+            await evaluate(client, batches[0])
+            os.getppid()
+        guarded = aioflags.Config(
+            data_system=data().data_system(),
+            guards=[aioflags.Guard("f", control=False)],
+        )
+        async with aioflags.Client(guarded) as client:
+            await evaluate(client, warm)
+            os.getpgrp()
+            await evaluate(client, batches[1])
+            os.getppid()
+            async with client.guards.request():
+                await evaluate(client, warm)
+                os.getpgrp()
+                await evaluate(client, batches[2])
+                os.getppid()
+            for context in warm:
+                async with client.guards.request():
+                    await client.variation("f", context, False)
+            os.getpgrp()
+            for _ in batches[3]:
+                async with client.guards.request():
+                    pass
+            os.getppid()
+            os.getpgrp()
+            for context in batches[4]:
+                async with client.guards.request():
+                    await client.variation("f", context, False)
+            os.getppid()
+            counted = sum(a.requests for a in client.guards.status["f"].arms)
+            if counted < requests:
+                raise SystemExit(f"only {counted} requests recorded")
+
+    asyncio.run(main())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=20000)
+    ap.add_argument("--smoke", action="store_true", help="tiny, natively: no counts")
+    a = ap.parse_args()
+    if a.smoke:  # (the windows run, uncounted: tests/test_benchmarks.py)
+        child(300)
+        print(
+            "smoke: the windows ran natively; instructions are counted under valgrind"
+        )
+        return
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    me = str(Path(__file__).resolve())
+    subprocess.run(
+        [sys.executable, me, "--child", "200"], env=env, check=True
+    )  # caches
+    with tempfile.TemporaryDirectory(prefix="guard-cost-") as tmp:
+        out = os.path.join(tmp, "cg")
+        cmd = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out}",
+            "--dump-instr=no",
+            "--zero-before=os_getpgrp",
+            "--dump-before=os_getppid",
+            sys.executable,
+            me,
+            "--child",
+            str(a.requests),
+        ]
+        done = subprocess.run(
+            cmd, env=env, capture_output=True, text=True, timeout=3000
+        )
+        dumps = sorted(
+            (f for f in os.listdir(tmp) if f.startswith("cg.")),
+            key=lambda name: int(name.rsplit(".", 1)[1]),
+        )
+        if done.returncode != 0 or len(dumps) < len(WINDOWS):
+            sys.stderr.write(done.stderr[-3000:])
+            raise SystemExit(
+                f"callgrind run failed (rc {done.returncode}, {len(dumps)} dumps)"
+            )
+        per = {}
+        for window, dump in zip(WINDOWS, dumps, strict=False):
+            text = Path(tmp, dump).read_text()
+            m = re.search(r"^totals:\s*(\d+)", text, re.M)
+            assert m is not None
+            per[window] = int(m.group(1)) / a.requests
+    for window in WINDOWS:
+        print(f"{window:>9}: {per[window]:8.0f} instructions/evaluation")
+    print(
+        f"guarded evaluation: {per['guarded'] / per['plain'] - 1:+.1%} (no scope),"
+        f" {per['in scope'] / per['plain'] - 1:+.1%} (in a scope)"
+    )
+    print(f"a request scope (empty): {per['scopes']:.0f} instructions")
+    print(
+        f"recording a request's outcome (arm's counts, clock, looks): "
+        f"{per['requests'] - per['guarded'] - per['scopes']:.0f} instructions"
+    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        child(int(sys.argv[2]))
+    else:
+        main()

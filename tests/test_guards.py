@@ -1,0 +1,747 @@
+"""Guarded rollouts' runtime (issue 98): configuration, the request scope, counting, deciding.
+
+Every rule through the public API on a real client fed by ``FlagData``:
+what counts and what does not, a new version starting afresh, the sample
+ratio, alert and pin, release, bad input, and a guard never raising into
+the request. Traffic is synthetic and seeded; time is a fake clock the
+test moves (``client.guards.clock``), so decisions come in a few hundred
+requests and no test waits on the wall clock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import random
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import pytest
+
+import aioflags
+from aioflags import ConfigurationError, Context, Guard
+from aioflags._datasystem._store import Store
+from aioflags.guards import GuardEvent, errors, latency, metric
+from aioflags.testing import FlagBuilder, FlagData, clause
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from aioflags import EvaluationDetail, EvaluationSeriesContext
+
+#: Bad traffic: the treatment (True) fails this often, control never.
+BAD = 0.4
+
+
+class Clock:
+    """The guards' clock: moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _data(*, rollout: bool = True) -> FlagData:
+    data = FlagData()
+    flag = data.flag("f").boolean()
+    flag = (
+        flag.fallthrough_rollout({True: 50, False: 50})
+        if rollout
+        else flag.fallthrough(True)
+    )
+    data.update(flag)
+    return data
+
+
+def _client(data: FlagData, *guards: Guard, **options: Any) -> aioflags.Client:
+    return aioflags.Client(
+        aioflags.Config(data_system=data.data_system(), guards=guards, **options)
+    )
+
+
+def _guard(**options: Any) -> Guard:
+    options.setdefault("control", False)
+    options.setdefault("metrics", [errors()])
+    return Guard("f", **options)
+
+
+async def _requests(
+    client: aioflags.Client,
+    clock: Clock,
+    count: int,
+    *,
+    seed: int = 1,
+    fail: Callable[[bool, random.Random], bool] = lambda value, rng: (
+        value and rng.random() < BAD
+    ),
+    seconds: Callable[[bool], float] = lambda value: 0.01,
+    until: str | None = None,
+    prefix: str = "u",
+    name: str = "f",
+) -> int:
+    """``count`` requests in scopes, each evaluating "f" for a new user; how many ran."""
+    rng = random.Random(seed)
+    for i in range(count):
+        with contextlib.suppress(LookupError):  # (raised through the scope)
+            async with client.guards.request():
+                value = await client.bool_variation(
+                    "f", Context.create(f"{prefix}{i}"), False
+                )
+                clock.now += seconds(value)
+                if fail(value, rng):
+                    raise LookupError("the treatment failed")
+        if until is not None and client.guards.status[name].state == until:
+            return i + 1
+    return count
+
+
+async def _publish(
+    client: aioflags.Client, data: FlagData, builder: FlagBuilder
+) -> None:
+    """Publish ``builder`` and wait until the client has applied it."""
+    applied = anyio.Event()
+    remove = client.add_flag_change_handler(lambda keys: applied.set())
+    try:
+        data.update(builder)
+        with anyio.fail_after(10):
+            await applied.wait()
+    finally:
+        remove()
+
+
+def _arms(client: aioflags.Client) -> dict[Any, int]:
+    return {arm.value: arm.requests for arm in client.guards.status["f"].arms}
+
+
+# ------------------------------------------------------------------ no guards
+
+
+@pytest.mark.asyncio
+async def test_issue98_without_guards_the_request_scope_is_a_no_op() -> None:
+    data = _data()
+    async with _client(data) as client:
+        assert client.guards.status == {}
+        async with client.guards.request() as scope:
+            scope.status = 503
+            await client.variation("f", Context.create("u"), False)
+        with client.guards.request():
+            pass
+        assert client.guards.status == {}
+        # Nothing guards the flag: its head is its own code.
+        store = client._evaluator.store
+        assert isinstance(store, Store)
+        assert store.guarded is None
+        matcher = store.data.matcher
+        assert matcher.guarded is None
+        assert matcher.heads["f"] is matcher.flag("f").code
+
+
+@pytest.mark.asyncio
+async def test_issue98_an_unguarded_flag_keeps_its_own_head_beside_a_guarded_one() -> (
+    None
+):
+    data = _data()
+    data.update(data.flag("other").boolean().fallthrough_rollout({True: 50, False: 50}))
+    async with _client(data, _guard()) as client:
+        await client.variation("other", Context.create("u"), False)
+        await client.variation("f", Context.create("u"), False)
+        matcher = client._evaluator.store.data.matcher
+        assert matcher.heads["other"] is matcher.flag("other").code
+        assert matcher.heads["f"] is not matcher.flag("f").code
+
+
+# ------------------------------------------------------------- what counts
+
+
+@pytest.mark.asyncio
+async def test_issue98_only_a_rollouts_answer_in_a_scope_counts() -> None:
+    data = FlagData()
+    data.update(
+        data.flag("f")
+        .boolean()
+        .target(True, "targeted")
+        .rule(clause("plan", "in", "pro"), serve=True)
+        .fallthrough_rollout({True: 50, False: 50})
+    )
+    async with _client(data, _guard()) as client:
+        outside = Context.create("outside")
+        await client.variation("f", outside, False)  # no scope: not counted
+        for context in (
+            Context.create("targeted"),  # a target
+            Context.from_dict({"key": "p", "custom": {"plan": "pro"}}),  # a fixed rule
+        ):
+            async with client.guards.request():
+                detail = await client.variation_detail("f", context, False)
+                assert detail.value is True
+        assert _arms(client) == {True: 0, False: 0}
+        async with client.guards.request():
+            await client.variation("missing-flag", outside, False)  # a default
+        async with client.guards.request():
+            await client.variation("f", Context.create("rolled"), False)
+        assert sum(_arms(client).values()) == 1
+        # The flag off: its off variation is no arm.
+        await _publish(client, data, data.flag("f").off())
+        async with client.guards.request():
+            assert await client.variation("f", Context.create("off"), None) is not None
+        assert sum(_arms(client).values()) == 0  # (a new version: afresh)
+
+
+@pytest.mark.asyncio
+async def test_issue98_a_lens_override_does_not_count() -> None:
+    pytest.importorskip("jwt")
+    from aioflags.lens import LensConfig, mint, scope
+
+    secret = "a-secret-of-the-guard-tests-0123456789abcdef"
+    data = _data()
+    lens = LensConfig(secrets=[secret], allow=["f"])
+    async with _client(data, _guard(), lens=lens) as client:
+        token = mint(secret, {"f": True}, ttl=60)
+        for i in range(20):
+            async with client.guards.request():
+                with scope(client, token):
+                    detail = await client.variation_detail(
+                        "f", Context.create(f"u{i}"), False
+                    )
+                    assert detail.reason["kind"] == "OVERRIDE"
+        assert sum(_arms(client).values()) == 0
+
+
+@pytest.mark.asyncio
+async def test_issue98_the_first_evaluation_in_a_scope_is_its_arm_and_the_outer_scope_counts() -> (
+    None
+):
+    data = _data()
+    async with _client(data, _guard()) as client:
+        async with client.guards.request():
+            first = await client.variation("f", Context.create("a"), False)
+            # Another user's answer in the same request: the arm stays the first.
+            for i in range(20):
+                await client.variation("f", Context.create(f"b{i}"), False)
+            with client.guards.request():  # nested: does nothing
+                await client.variation("f", Context.create("c"), False)
+        assert _arms(client)[first] == 1
+        assert sum(_arms(client).values()) == 1
+
+
+@pytest.mark.asyncio
+async def test_issue98_a_sync_scope_counts_and_an_exception_leaves_it_untouched() -> (
+    None
+):
+    data = _data()
+    clock = Clock()
+    async with _client(data, _guard()) as client:
+        client.guards.clock = clock
+        snapshot = client.snapshot()
+        raised = LookupError("boom")
+        served: list[bool] = []
+
+        def request() -> None:
+            with client.guards.request():
+                served.append(snapshot.bool_variation("f", Context.create("a"), False))
+                raise raised
+
+        with pytest.raises(LookupError) as caught:
+            request()
+        assert caught.value is raised
+        arm = next(a for a in client.guards.status["f"].arms if a.value is served[0])
+        assert (arm.requests, arm.errors) == (1, 1)
+
+
+@pytest.mark.asyncio
+async def test_issue98_a_5xx_status_is_an_error_and_a_4xx_is_not() -> None:
+    data = _data()
+    async with _client(data, _guard()) as client:
+        for i, status in enumerate((503, 404, 200, 500)):
+            async with client.guards.request() as scope:
+                await client.variation("f", Context.create("same"), False)
+                scope.status = status
+            del i
+        (arm,) = (a for a in client.guards.status["f"].arms if a.requests)
+        assert (arm.requests, arm.errors) == (4, 2)
+
+
+@pytest.mark.slow  # (a decision: 2,000 requests or more)
+@pytest.mark.asyncio
+async def test_issue98_a_new_flag_version_starts_afresh() -> None:
+    data = _data()
+    clock = Clock()
+    async with _client(data, _guard(action="pin")) as client:
+        client.guards.clock = clock
+        await _requests(client, clock, 3000, until="pinned")
+        status = client.guards.status["f"]
+        assert status.state == "pinned"
+        version = status.version
+        await _publish(
+            client, data, data.flag("f").fallthrough_rollout({True: 50, False: 50})
+        )
+        status = client.guards.status["f"]
+        assert status.version != version
+        assert status.state == "collecting"
+        assert sum(arm.requests for arm in status.arms) == 0
+        detail = await client.variation_detail("f", Context.create("u0"), False)
+        assert detail.reason["kind"] == "FALLTHROUGH"
+
+
+# ------------------------------------------------------------ sample ratio
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_issue98_arms_off_the_weights_decide_nothing() -> None:
+    data = _data()
+    clock = Clock()
+    async with _client(data, _guard(action="pin")) as client:
+        client.guards.clock = clock
+        snapshot = client.snapshot()
+        # Users bucketed: the requests of 9 treatment users to 1 control.
+        treated = [
+            f"u{i}"
+            for i in range(20000)
+            if snapshot.bool_variation("f", Context.create(f"u{i}"), False)
+        ]
+        control = [
+            f"u{i}"
+            for i in range(20000)
+            if not snapshot.bool_variation("f", Context.create(f"u{i}"), False)
+        ]
+        keys = [*treated[:2700], *control[:300]]
+        random.Random(2).shuffle(keys)
+        rng = random.Random(3)
+        for key in keys:
+            with contextlib.suppress(LookupError):
+                async with client.guards.request():
+                    value = await client.bool_variation("f", Context.create(key), False)
+                    clock.now += 0.01
+                    if value and rng.random() < BAD:
+                        raise LookupError
+        status = client.guards.status["f"]
+        assert status.state == "sample ratio off"
+        assert "off the rollout's weights" in status.message
+        detail = await client.variation_detail("f", Context.create(treated[0]), False)
+        assert detail.value is True  # nothing pinned
+
+
+# -------------------------------------------------------------- decisions
+
+
+@pytest.mark.slow  # (a decision: 2,000 requests or more)
+@pytest.mark.asyncio
+async def test_issue98_alert_logs_one_warning_with_both_arms_figures(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    data = _data()
+    clock = Clock()
+    seen: list[GuardEvent] = []
+    async with _client(data, _guard()) as client:
+        client.guards.clock = clock
+        client.guards.add_handler(seen.append)
+        with caplog.at_level(logging.INFO, logger="aioflags.guards"):
+            await _requests(client, clock, 3000)
+        warnings = [
+            r
+            for r in caplog.records
+            if r.name == "aioflags.guards" and r.levelno >= logging.WARNING
+        ]
+        assert len(warnings) == 1, warnings
+        status = client.guards.status["f"]
+        assert status.state == "alerted"
+        said = warnings[0].getMessage()
+        assert [e.kind for e in seen] == ["alerted"]
+        # (the arms as they were then: they go on counting)
+        treatment, control = sorted(seen[0].status.arms, key=lambda a: a.control)
+        assert f"{treatment.errors}/{treatment.requests} errors" in said
+        assert f"{control.errors}/{control.requests} errors" in said
+        assert "variation True" in said and "control False" in said
+        assert "metric 'errors'" in said and "'f'" in said and "e-value" in said
+        assert said.count("errors (") == 2  # both arms' counts and rates
+        assert seen[0].message == said and seen[0].metric == "errors"
+        # An alert serves the rollout as before.
+        values = {
+            await client.bool_variation("f", Context.create(f"x{i}"), False)
+            for i in range(50)
+        }
+        assert values == {True, False}
+        # A late handler is told the decisions made before, and so is an iterator.
+        late: list[GuardEvent] = []
+        client.guards.add_handler(late.append)
+        assert late == seen
+        events = client.guards.events()
+        assert await events.__anext__() == seen[0]
+        await events.aclose()
+
+
+@pytest.mark.slow  # (a decision: 2,000 requests or more)
+@pytest.mark.asyncio
+async def test_issue98_pin_serves_control_with_reason_guarded_everywhere() -> None:
+    data = _data()
+    data.update(
+        data.flag("needs-f-off").boolean().prerequisite("f", False).fallthrough(True)
+    )
+    clock = Clock()
+    shown: list[EvaluationDetail[Any]] = []
+
+    class Seen(aioflags.Hook):
+        def after_evaluation(
+            self,
+            series_context: EvaluationSeriesContext,
+            data: Mapping[str, Any],
+            detail: EvaluationDetail[Any],
+        ) -> Mapping[str, Any]:
+            if series_context.key == "f":
+                shown.append(detail)
+            return data
+
+    async with _client(data, _guard(action="pin"), hooks=[Seen()]) as client:
+        client.guards.clock = clock
+        await _requests(client, clock, 3000, until="pinned")
+        assert client.guards.status["f"].state == "pinned"
+        guarded = {"kind": "GUARDED", "guard": "f"}
+        for i in range(30):
+            detail = await client.variation_detail("f", Context.create(f"x{i}"), True)
+            assert (detail.value, detail.variation_index) == (False, 1)
+            assert detail.reason == guarded
+        assert shown[-1].reason == guarded
+        state = await client.all_flags_state(Context.create("x0"), with_reasons=True)
+        entry = state.to_dict()["$flagsState"]["f"]
+        assert state.to_dict()["f"] is False and entry["reason"] == guarded
+        # A prerequisite on the pinned flag sees control, for every user.
+        for i in range(30):
+            assert await client.bool_variation(
+                "needs-f-off", Context.create(f"x{i}"), False
+            )
+        # The snapshot's sync face sees the pin too.
+        assert (
+            client.snapshot().variation_detail("f", Context.create("y"), True).reason
+            == guarded
+        )
+
+
+@pytest.mark.slow  # (a decision: 2,000 requests or more)
+@pytest.mark.asyncio
+async def test_issue98_release_serves_the_rollout_and_does_not_pin_again() -> None:
+    data = _data()
+    clock = Clock()
+    seen: list[GuardEvent] = []
+    async with _client(data, _guard(action="pin", name="checkout")) as client:
+        client.guards.clock = clock
+        client.guards.add_handler(seen.append)
+        await _requests(client, clock, 3000, until="pinned", name="checkout")
+        with pytest.raises(KeyError, match="no guard named 'f'"):
+            client.guards.release("f")
+        assert client.guards.release("checkout") is True
+        assert client.guards.release("checkout") is False
+        status = client.guards.status["checkout"]
+        assert status.state == "released"
+        values = {
+            await client.bool_variation("f", Context.create(f"x{i}"), False)
+            for i in range(50)
+        }
+        assert values == {True, False}
+        await _requests(client, clock, 2000, seed=5, prefix="w", name="checkout")
+        assert client.guards.status["checkout"].state == "released"
+        assert [e.kind for e in seen] == ["pinned", "released"]
+
+
+@pytest.mark.slow  # (a decision: 2,000 requests or more)
+@pytest.mark.asyncio
+async def test_issue98_latency_decides_on_a_slower_treatment() -> None:
+    data = _data()
+    clock = Clock()
+    async with _client(data, _guard(metrics=[latency()])) as client:
+        client.guards.clock = clock
+        rng = random.Random(7)
+        await _requests(
+            client,
+            clock,
+            5000,
+            fail=lambda value, rng: False,
+            seconds=lambda value: rng.lognormvariate(
+                math.log(0.05 if value else 0.02), 0.3
+            ),
+            until="alerted",
+        )
+        status = client.guards.status["f"]
+        assert status.state == "alerted" and "metric 'latency'" in status.message
+        treatment, control = sorted(status.arms, key=lambda a: a.control)
+        assert treatment.latency is not None and control.latency is not None
+        assert treatment.latency > control.latency
+
+
+@pytest.mark.asyncio
+async def test_issue98_an_app_metric_sums_per_request_and_drops_what_is_not_finite(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    data = _data()
+    clock = Clock()
+    guard = _guard(metrics=[metric("cart", worse="lower")])
+    async with _client(data, guard) as client:
+        client.guards.clock = clock
+        context = Context.create("buyer")
+        with caplog.at_level(logging.WARNING, logger="aioflags.guards"):
+            async with client.guards.request():
+                value = await client.bool_variation("f", context, False)
+                client.track("cart", context, metric_value=2.0)
+                client.track("cart", context, metric_value=3)
+                client.track("cart", context, metric_value=math.nan)
+                client.track("cart", context, metric_value=math.inf)
+                client.track("other", context, metric_value=100.0)  # not a guard metric
+            client.track("cart", context, metric_value=50.0)  # outside a scope
+        arm = next(a for a in client.guards.status["f"].arms if a.value is value)
+        assert arm.metrics == {"cart": 5.0}
+        said = [r for r in caplog.records if r.name == "aioflags.guards"]
+        assert len(said) == 1 and "'cart'" in said[0].getMessage()
+        clock.now += 61  # a minute later: said again
+        with caplog.at_level(logging.WARNING, logger="aioflags.guards"):
+            async with client.guards.request():
+                client.track("cart", context, metric_value=math.nan)
+        assert len([r for r in caplog.records if r.name == "aioflags.guards"]) == 2
+
+
+@pytest.mark.asyncio
+async def test_issue98_a_failing_statistic_never_reaches_the_request(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from aioflags._guards import _stats
+
+    def broken(*args: object) -> _stats.Evidence:
+        raise ZeroDivisionError("a bug in the statistics")
+
+    monkeypatch.setattr(_stats, "rate_evidence", broken)
+    data = _data()
+    clock = Clock()
+    async with _client(data, _guard(action="pin")) as client:
+        client.guards.clock = clock
+        with caplog.at_level(logging.ERROR, logger="aioflags.guards"):
+            ran = await _requests(client, clock, 1000)
+        assert ran == 1000
+        failures = [r for r in caplog.records if r.levelno == logging.ERROR]
+        assert len(failures) == 1 and failures[0].exc_info is not None
+        assert client.guards.status["f"].state == "collecting"
+
+
+# -------------------------------------------------------- data-time checks
+
+
+@pytest.mark.asyncio
+async def test_issue98_a_missing_flag_is_one_error_naming_the_guard_and_the_field(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    data = _data()
+    with caplog.at_level(logging.WARNING, logger="aioflags.guards"):
+        async with _client(data, Guard("nope", control=False, name="g")) as client:
+            await _publish(
+                client, data, data.flag("f").fallthrough_rollout({True: 40, False: 60})
+            )
+            status = client.guards.status["g"]
+    said = [r for r in caplog.records if r.name == "aioflags.guards"]
+    assert [r.levelno for r in said] == [logging.ERROR]
+    assert (
+        "Guard 'g'" in said[0].getMessage()
+        and "Guard.flag 'nope'" in said[0].getMessage()
+    )
+    assert status.state == "misconfigured"
+
+
+@pytest.mark.asyncio
+async def test_issue98_a_control_the_flag_does_not_serve_is_one_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    data = _data()
+    with caplog.at_level(logging.WARNING, logger="aioflags.guards"):
+        async with _client(data, _guard(control="blue")) as client:
+            await client.variation("f", Context.create("u"), False)
+            status = client.guards.status["f"]
+    said = [r for r in caplog.records if r.name == "aioflags.guards"]
+    assert [r.levelno for r in said] == [logging.ERROR]
+    assert "Guard.control 'blue'" in said[0].getMessage()
+    assert status.state == "misconfigured"
+
+
+@pytest.mark.asyncio
+async def test_issue98_no_rollout_is_a_warning_until_the_flag_gets_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    data = _data(rollout=False)
+    with caplog.at_level(logging.WARNING, logger="aioflags.guards"):
+        async with _client(data, _guard()) as client:
+            assert client.guards.status["f"].state == "no rollout"
+            said = [r for r in caplog.records if r.name == "aioflags.guards"]
+            assert [r.levelno for r in said] == [logging.WARNING]
+            assert "decides nothing" in said[0].getMessage()
+            await _publish(
+                client, data, data.flag("f").fallthrough_rollout({True: 10, False: 90})
+            )
+            assert client.guards.status["f"].state == "collecting"
+
+
+@pytest.mark.asyncio
+async def test_issue98_before_data_the_guard_is_waiting() -> None:
+    client = _client(_data(), _guard())
+    assert client.guards.status["f"].state == "waiting for data"
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (lambda: Guard("f", control=False, metrics=["errors"]), "unknown metric"),  # type: ignore[list-item]
+        (lambda: Guard("f", control=False, metrics=errors()), "metrics is a list"),  # type: ignore[arg-type]
+        (lambda: Guard("f", control=False, metrics=[]), "at least one metric"),
+        (lambda: Guard("f", control=False, metrics=[errors(), errors()]), "twice"),
+        (lambda: Guard("f", control=False, alpha=0), "alpha"),
+        (lambda: Guard("f", control=False, alpha=0.5), "alpha"),
+        (lambda: Guard("f", control=False, alpha=math.nan), "alpha"),
+        (lambda: Guard("f", control=False, action="stop"), "action"),  # type: ignore[arg-type]
+        (lambda: Guard("", control=False), r"Guard\(flag\)"),
+        (lambda: Guard("f", control=False, name=""), "name"),
+        (lambda: metric("cart", worse="bad"), "worse"),  # type: ignore[arg-type]
+        (lambda: metric("errors", worse="higher"), "built-in"),
+        (lambda: aioflags.Config(offline=True, guards=5), "guards must be"),  # type: ignore[arg-type]
+        (
+            lambda: aioflags.Config(
+                offline=True, guards=[Guard("f", control=1), Guard("f", control=2)]
+            ),
+            "two guards on flag 'f'",
+        ),
+        (
+            lambda: aioflags.Config(
+                offline=True,
+                guards=[
+                    Guard("f", control=1, name="n"),
+                    Guard("g", control=2, name="n"),
+                ],
+            ),
+            "two guards named 'n'",
+        ),
+    ],
+    ids=[
+        "metric-unknown",
+        "metrics-not-a-list",
+        "metrics-empty",
+        "metric-twice",
+        "alpha-zero",
+        "alpha-half",
+        "alpha-nan",
+        "action",
+        "flag",
+        "name",
+        "worse",
+        "metric-built-in",
+        "guards-not-a-list",
+        "flag-twice",
+        "name-twice",
+    ],
+)
+def test_issue98_bad_input_is_refused_at_configuration_naming_the_field(
+    make: Callable[[], object], said: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=said) as raised:
+        make()
+    assert "\n" not in str(raised.value)
+
+
+def test_issue98_metric_requires_worse_and_says_why() -> None:
+    with pytest.raises(TypeError, match="worse"):
+        metric("cart")  # type: ignore[call-arg]
+    assert metric("cart", worse="lower").worse == "lower"
+    assert aioflags.guards.errors().name == "errors"
+
+
+# ----------------------------------------------------------- sync callers
+
+
+@pytest.mark.slow  # (a decision: 2,000 requests or more)
+@pytest.mark.asyncio
+async def test_issue98_a_blocking_clients_pin_wakes_an_iterator_on_another_loop() -> (
+    None
+):
+    from aioflags.blocking import Client as BlockingClient
+
+    data = _data()
+    clock = Clock()
+    config = aioflags.Config(
+        data_system=data.data_system(), guards=[_guard(action="pin")]
+    )
+    client = BlockingClient(config)
+    client.guards.clock = clock
+    events = client.guards.events()
+    got: list[GuardEvent] = []
+
+    def drive() -> str:
+        """Sync requests on this worker thread, until the guard pins."""
+        rng = random.Random(1)
+        with client:
+            for i in range(6000):
+                with contextlib.suppress(LookupError), client.guards.request():
+                    value = client.bool_variation("f", Context.create(f"u{i}"), False)
+                    clock.now += 0.01
+                    if value and rng.random() < BAD:
+                        raise LookupError
+                if client.guards.status["f"].state == "pinned":
+                    break
+            detail = client.variation_detail("f", Context.create("after"), True)
+            return str(detail.reason["kind"])
+
+    async def wait() -> None:
+        got.append(await events.__anext__())
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait)
+            await anyio.wait_all_tasks_blocked()
+            assert await anyio.to_thread.run_sync(drive) == "GUARDED"
+    await events.aclose()
+    assert [event.kind for event in got] == ["pinned"]
+
+
+# -------------------------------------------------------------------- flagd
+
+
+@pytest.mark.slow  # (a decision: 2,000 requests or more)
+@pytest.mark.asyncio
+async def test_issue98_a_flagd_fractional_is_guarded_as_a_rollout(
+    tmp_path: Path,
+) -> None:
+    flags = {
+        "flags": {
+            "f": {
+                "state": "ENABLED",
+                "variants": {"new": True, "old": False},
+                "defaultVariant": "old",
+                "targeting": {
+                    "if": [
+                        {"==": [{"var": "targetingKey"}, "pinned-user"]},
+                        "new",
+                        {"fractional": [["new", 50], ["old", 50]]},
+                    ]
+                },
+            }
+        }
+    }
+    path = tmp_path / "flags.flagd.json"
+    path.write_text(json.dumps(flags), encoding="utf-8")
+    clock = Clock()
+    config = aioflags.Config(
+        data_system=aioflags.DataSystem.file(str(path)),
+        guards=[_guard(action="pin")],
+    )
+    async with aioflags.Client(config) as client:
+        client.guards.clock = clock
+        # A rule's variant, not the fractional's: not counted.
+        async with client.guards.request():
+            assert await client.bool_variation(
+                "f", Context.create("pinned-user"), False
+            )
+        assert sum(_arms(client).values()) == 0
+        await _requests(client, clock, 6000, until="pinned")
+        assert client.guards.status["f"].state == "pinned"
+        detail = await client.variation_detail("f", Context.create("x"), True)
+        assert detail.value is False
+        assert detail.reason == {"kind": "GUARDED", "guard": "f"}
