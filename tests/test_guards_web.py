@@ -1,0 +1,408 @@
+"""Guarded rollouts where a web app meets them (issue 98): the middleware's request scope.
+
+``LensMiddleware`` (ASGI) and ``aiohttp_middleware`` open
+``client.guards.request()`` around every HTTP request of a client with
+guards. Apps are served on 127.0.0.1 (uvicorn for Starlette, aiohttp's own
+server for aiohttp) and the counts in ``client.guards.status`` are checked
+against what the app itself says it served: per arm, the requests and the
+errors (raised, or answered 5xx; a 4xx is not one). A request that
+evaluates no guarded flag, or whose flag a lens token overrode, counts
+nowhere; nor does one whose client left. Cancellation and an exception's
+identity are checked on the middleware itself (pure ASGI, no server).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from starlette.routing import Route
+
+import aioflags
+from aioflags import Context, Guard
+from aioflags.guards import errors, latency
+from aioflags.lens import LensConfig, LensMiddleware, aiohttp_middleware, mint
+from aioflags.testing import FlagData
+from tests.processes import HTTP_GUARD
+from tests.test_lens import served_by_uvicorn
+
+SECRET = "a-secret-of-the-guard-web-tests-0123456789abcdef"
+FLAG = "new-checkout"
+#: Requests per served test: enough for both arms, too few for a decision
+#: to matter (the guard alerts at most: it never pins).
+REQUESTS = 60
+
+
+class Clock:
+    """The guards' clock (``client.guards.clock``): moved by the app."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _client(*, lens: bool = False, guards: bool = True) -> aioflags.Client:
+    data = FlagData()
+    data.update(data.flag(FLAG).boolean().fallthrough_rollout({True: 50, False: 50}))
+    return aioflags.Client(
+        aioflags.Config(
+            data_system=data.data_system(),
+            guards=[Guard(FLAG, control=False, metrics=[errors(), latency()])]
+            if guards
+            else [],
+            lens=LensConfig(secrets=[SECRET], allow=[FLAG]) if lens else None,
+        )
+    )
+
+
+def _counted(client: aioflags.Client) -> dict[Any, tuple[int, int]]:
+    """Each arm's (requests, errors), by the variation's value."""
+    return {
+        arm.value: (arm.requests, arm.errors) for arm in client.guards.status[FLAG].arms
+    }
+
+
+class Tally:
+    """What the app says it served: per variation, requests and errors."""
+
+    def __init__(self) -> None:
+        self.served: dict[bool, list[int]] = {True: [0, 0], False: [0, 0]}
+
+    def count(self, value: bool, error: bool) -> None:
+        self.served[value][0] += 1
+        self.served[value][1] += error
+
+    def as_counted(self) -> dict[Any, tuple[int, int]]:
+        return {value: (n, e) for value, (n, e) in self.served.items() if n}
+
+
+def _fails(i: int) -> str | None:
+    """How the treatment's request ``i`` fails: raises, answers 500, or not at all."""
+    return {0: "raise", 1: "500"}.get(i % 6)
+
+
+def starlette_app(client: aioflags.Client, tally: Tally) -> Any:
+    async def checkout(request: Request) -> PlainTextResponse:
+        i = int(request.query_params["i"])
+        value = await client.bool_variation(FLAG, Context.create(f"user-{i}"), False)
+        await anyio.lowlevel.checkpoint()  # other requests run in between
+        if request.headers.get("x-lensed"):
+            return PlainTextResponse(str(value))  # (overridden: not tallied)
+        how = _fails(i) if value else None
+        tally.count(value, how is not None)
+        if how == "raise":
+            raise LookupError("the treatment failed")
+        return PlainTextResponse(str(value), status_code=500 if how else 200)
+
+    async def missing(request: Request) -> PlainTextResponse:
+        i = int(request.query_params["i"])
+        value = await client.bool_variation(FLAG, Context.create(f"user-{i}"), False)
+        tally.count(value, False)
+        raise HTTPException(404, "no such order")
+
+    async def plain(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("no flag here")
+
+    app = Starlette(
+        routes=[
+            Route("/checkout", checkout),
+            Route("/missing", missing),
+            Route("/plain", plain),
+        ]
+    )
+    app.add_middleware(LensMiddleware, client=client)
+    return app
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_issue98_starlette_counts_per_arm_what_the_app_served() -> None:
+    """Raised and 500 are errors, 404 is not; no flag, or a lens override: nowhere."""
+    tally = Tally()
+    log: list[str] = []
+    lensed = mint(SECRET, {FLAG: True}, ttl=600)
+    async with (
+        _client(lens=True) as client,
+        served_by_uvicorn(starlette_app(client, tally), log) as url,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=url) as http,
+    ):
+        statuses: dict[int, int] = {}
+        for i in range(REQUESTS):
+            answer = await http.get("/checkout", params={"i": i})
+            statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
+            assert (await http.get("/missing", params={"i": i})).status_code == 404
+            assert (await http.get("/plain")).text == "no flag here"
+            overridden = await http.get(
+                "/checkout",
+                params={"i": i},
+                headers={"X-Aioflags-Lens": lensed, "X-Lensed": "1"},
+            )
+            assert overridden.text == "True"
+        counted = _counted(client)
+    assert set(tally.served) == {True, False} and all(
+        n for n, _ in tally.served.values()
+    )
+    assert counted == tally.as_counted()
+    assert counted[True][1] > 0 and counted[False][1] == 0
+    # Every error the app made reached its client as a 500.
+    assert statuses[500] == counted[True][1]
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_issue98_aiohttp_counts_per_arm_what_the_app_served() -> None:
+    """aiohttp: raised, ``HTTPInternalServerError`` and a 500 answer are errors; 404 is not."""
+    tally = Tally()
+    async with _client() as client:
+
+        async def checkout(request: web.Request) -> web.Response:
+            i = int(request.query["i"])
+            context = Context.create(f"user-{i}")
+            value = await client.bool_variation(FLAG, context, False)
+            how = _fails(i) if value else None
+            if value and i % 6 == 2:
+                how = "HTTPException"
+            tally.count(value, how is not None)
+            if how == "raise":
+                raise LookupError("the treatment failed")
+            if how == "HTTPException":
+                raise web.HTTPInternalServerError(text="failed")
+            return web.Response(text=str(value), status=500 if how else 200)
+
+        async def missing(request: web.Request) -> web.Response:
+            i = int(request.query["i"])
+            context = Context.create(f"user-{i}")
+            tally.count(await client.bool_variation(FLAG, context, False), False)
+            raise web.HTTPNotFound(text="no such order")
+
+        async def plain(request: web.Request) -> web.Response:
+            return web.Response(text="no flag here")
+
+        app = web.Application(middlewares=[aiohttp_middleware(client)])
+        app.router.add_get("/checkout", checkout)
+        app.router.add_get("/missing", missing)
+        app.router.add_get("/plain", plain)
+        async with TestClient(TestServer(app, host="127.0.0.1")) as http:
+            for i in range(REQUESTS):
+                answer = await http.get("/checkout", params={"i": i})
+                assert answer.status in (200, 500)
+                assert (await http.get("/missing", params={"i": i})).status == 404
+                assert (await http.get("/plain")).status == 200
+        counted = _counted(client)
+    assert counted == tally.as_counted()
+    assert counted[True][1] > 0 and counted[False][1] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_issue98_a_stream_is_timed_until_its_last_chunk() -> None:
+    """Latency runs to the response's end (``more_body`` false): not its start, not a background task."""
+    clock = Clock()
+    log: list[str] = []
+    async with _client() as client:
+        client.guards.clock = clock
+        finished = anyio.Event()
+
+        async def later() -> None:
+            clock.now += 100.0  # after the response: not timed
+            await client.bool_variation(FLAG, Context.create("late"), False)
+            finished.set()
+
+        async def stream(request: Request) -> StreamingResponse:
+            await client.bool_variation(FLAG, Context.create("user-1"), False)
+
+            async def chunks() -> AsyncIterator[bytes]:
+                for _ in range(3):
+                    clock.now += 1.0
+                    yield b"chunk\n"
+
+            return StreamingResponse(chunks(), background=BackgroundTask(later))
+
+        app = Starlette(routes=[Route("/stream", stream)])
+        app.add_middleware(LensMiddleware, client=client)
+        async with (
+            served_by_uvicorn(app, log) as url,
+            httpx.AsyncClient(timeout=HTTP_GUARD, base_url=url) as http,
+        ):
+            assert (await http.get("/stream")).text == "chunk\n" * 3
+            with anyio.fail_after(30):
+                await finished.wait()
+        (arm,) = (a for a in client.guards.status[FLAG].arms if a.requests)
+    assert arm.requests == 1 and arm.errors == 0
+    assert arm.latency == pytest.approx(3.0)
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_issue98_a_client_that_leaves_mid_stream_counts_nowhere() -> None:
+    """The client closes its connection mid-stream: the request is neither an error nor a request."""
+    log: list[str] = []
+    async with _client() as client:
+        started = anyio.Event()
+        ended: list[anyio.Event] = []
+
+        async def stream(request: Request) -> Any:
+            user = request.query_params["user"]
+            await client.bool_variation(FLAG, Context.create(user), False)
+            if user != "leaver":
+                return JSONResponse({"done": True})
+
+            async def chunks() -> AsyncIterator[bytes]:
+                yield b"first\n"
+                started.set()
+                await anyio.sleep_forever()  # until the client leaves
+                yield b"never\n"  # pragma: no cover
+
+            return StreamingResponse(chunks())
+
+        inner = Starlette(routes=[Route("/stream", stream)])
+        inner.add_middleware(LensMiddleware, client=client)
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            """The app, saying when the middleware is done with a request."""
+            done = anyio.Event()
+            ended.append(done)
+            try:
+                await inner(scope, receive, send)
+            finally:
+                done.set()
+
+        async with served_by_uvicorn(app, log) as url:
+            async with httpx.AsyncClient(timeout=HTTP_GUARD, base_url=url) as http:
+                assert (await http.get("/stream?user=stayer")).json() == {"done": True}
+                async with http.stream("GET", "/stream?user=leaver") as answer:
+                    async for _ in answer.aiter_bytes():
+                        break
+                    with anyio.fail_after(30):
+                        await started.wait()
+            # (the connection is closed: the stream ends, and the request)
+            with anyio.fail_after(30):
+                for done in ended:
+                    await done.wait()
+        arms = client.guards.status[FLAG].arms
+    assert sum(arm.requests for arm in arms) == 1
+    assert sum(arm.errors for arm in arms) == 0
+
+
+# ------------------------------------------------------ the middleware alone
+async def _call(middleware: Any, path: str = "/") -> None:
+    scope = {"type": "http", "method": "GET", "path": path, "headers": []}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        pass
+
+    await middleware(scope, receive, send)
+
+
+@pytest.mark.asyncio
+async def test_issue98_an_exception_leaving_the_app_is_an_error_raised_untouched() -> (
+    None
+):
+    raised = LookupError("the treatment failed")
+
+    async with _client() as client:
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await client.bool_variation(FLAG, Context.create("user-1"), False)
+            raise raised
+
+        with pytest.raises(LookupError) as caught:
+            await _call(LensMiddleware(app, client=client))
+        assert caught.value is raised
+        assert caught.value.__context__ is None  # (nothing chained on)
+        arms = client.guards.status[FLAG].arms
+        assert sum(arm.requests for arm in arms) == 1
+        assert sum(arm.errors for arm in arms) == 1
+
+
+@pytest.mark.asyncio
+async def test_issue98_a_cancelled_request_counts_nowhere() -> None:
+    """A request cancelled (its client left, the server stops) is neither an error nor a request."""
+    async with _client() as client:
+        evaluated = anyio.Event()
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            user = "stayer" if scope["path"] == "/stay" else "leaver"
+            await client.bool_variation(FLAG, Context.create(user), False)
+            if user == "stayer":
+                await send({"type": "http.response.start", "status": 200})
+                await send({"type": "http.response.body", "body": b"ok"})
+                return
+            evaluated.set()
+            await anyio.sleep_forever()
+
+        middleware = LensMiddleware(app, client=client)
+        await _call(middleware, "/stay")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_call, middleware, "/leave")
+            with anyio.fail_after(30):
+                await evaluated.wait()
+            tg.cancel_scope.cancel()
+        arms = client.guards.status[FLAG].arms
+        assert sum(arm.requests for arm in arms) == 1
+        assert sum(arm.errors for arm in arms) == 0
+
+
+@pytest.mark.asyncio
+async def test_issue98_an_app_that_ends_no_response_is_an_error() -> None:
+    async with _client() as client:
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await client.bool_variation(FLAG, Context.create("user-1"), False)
+            await send({"type": "http.response.start", "status": 200})
+
+        await _call(LensMiddleware(app, client=client))
+        arms = client.guards.status[FLAG].arms
+        assert sum(arm.errors for arm in arms) == 1
+
+
+@pytest.mark.asyncio
+async def test_issue98_guards_without_a_lens_get_no_warning_and_neither_is_named(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, "aioflags.lens")
+    async with _client() as client:
+        LensMiddleware(Starlette(), client=client)
+        aiohttp_middleware(client)
+    assert [r for r in caplog.records if r.name == "aioflags.lens"] == []
+    async with _client(guards=False) as client:
+        LensMiddleware(Starlette(), client=client)
+    (said,) = (r.getMessage() for r in caplog.records if r.name == "aioflags.lens")
+    assert "Config(lens=LensConfig(...)) or Config(guards=[...])" in said
+
+
+@pytest.mark.asyncio
+async def test_issue98_without_guards_a_request_opens_no_scope() -> None:
+    """No guards, no lens: the middleware hands the request on as it is."""
+    async with _client(guards=False) as client:
+        seen: list[tuple[Any, Any]] = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            seen.append((receive, send))
+
+        scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.disconnect"}
+
+        async def send(message: Any) -> None:
+            pass
+
+        await LensMiddleware(app, client=client)(scope, receive, send)
+        assert seen == [(receive, send)]
