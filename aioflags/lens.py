@@ -120,7 +120,11 @@ class LensMiddleware:
     once and answers a 303 to the URL without the marker, setting the
     cookie. A bad token never fails a request: it goes on without the lens
     (one WARNING a minute per cause). With no ``Config(lens=...)``, every
-    request passes through untouched. See docs/lens.md.
+    request passes through untouched. A client with guards
+    (``Config(guards=[...])``) gets every HTTP request run inside
+    ``client.guards.request()``, its status that of
+    ``http.response.start``, recorded as its response ends. See
+    docs/lens.md.
 
     Added in version 0.2.0.
     """
@@ -323,8 +327,10 @@ def aiohttp_middleware(client: Client) -> Any:
     gets the trace if the token asks for it; a link is answered with its
     confirm page, and its ``POST`` redeems the token once, setting the
     cookie; a bad token never fails the request. A response already sent
-    (a ``StreamResponse`` prepared by the handler) carries no trace. See
-    docs/lens.md.
+    (a ``StreamResponse`` prepared by the handler) carries no trace. A
+    client with guards gets every request run inside
+    ``client.guards.request()``, its status the handler's response's (or
+    the ``HTTPException``'s it raised). See docs/lens.md.
 
     Added in version 0.2.0.
     """
