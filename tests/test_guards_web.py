@@ -1,4 +1,4 @@
-"""Guarded rollouts where a web app meets them (issue 98): the middleware's request scope.
+"""Guarded rollouts where users meet them (issue 98): the middleware, OpenTelemetry.
 
 ``LensMiddleware`` (ASGI) and ``aiohttp_middleware`` open
 ``client.guards.request()`` around every HTTP request of a client with
@@ -9,10 +9,13 @@ errors (raised, or answered 5xx; a 4xx is not one). A request that
 evaluates no guarded flag, or whose flag a lens token overrode, counts
 nowhere; nor does one whose client left. Cancellation and an exception's
 identity are checked on the middleware itself (pure ASGI, no server).
+A decision counts in ``aioflags.otel.Metrics``' ``aioflags.guard.decisions``
+(read with the OpenTelemetry SDK's in-memory reader).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -406,3 +409,95 @@ async def test_issue98_without_guards_a_request_opens_no_scope() -> None:
 
         await LensMiddleware(app, client=client)(scope, receive, send)
         assert seen == [(receive, send)]
+
+
+# ------------------------------------------------------------- OpenTelemetry
+async def _decide(client: aioflags.Client, clock: Clock, state: str) -> None:
+    """Requests, the treatment failing in 40 % of its own, until the guard is in ``state``."""
+    for i in range(20_000):
+        with contextlib.suppress(LookupError):
+            async with client.guards.request():
+                value = await client.bool_variation(
+                    FLAG, Context.create(f"u{i}"), False
+                )
+                clock.now += 0.01
+                if value and i % 5 < 2:
+                    raise LookupError("the treatment failed")
+        if client.guards.status[FLAG].state == state:
+            return
+    raise AssertionError(f"never {state}: {client.guards.status[FLAG]}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("action", "state"), [("alert", "alerted"), ("pin", "pinned")])
+@pytest.mark.asyncio
+async def test_issue98_a_decision_counts_in_the_otel_counter(
+    action: str, state: str
+) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from aioflags.otel import GUARD_DECISIONS, Metrics
+
+    memory = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[memory])
+    try:
+        data = FlagData()
+        data.update(
+            data.flag(FLAG).boolean().fallthrough_rollout({True: 50, False: 50})
+        )
+        guard = Guard(FLAG, control=False, metrics=[errors()], action=action)
+        config = aioflags.Config(
+            data_system=data.data_system(),
+            guards=[guard],
+            metrics=Metrics(provider, attributes={"env": "test"}),
+        )
+        clock = Clock()
+        async with aioflags.Client(config) as client:
+            client.guards.clock = clock
+            await _decide(client, clock, state)
+            client.guards.release(FLAG)  # (a release is no decision)
+        points = [
+            (dict(point.attributes or {}), point.value)
+            for resource in memory.get_metrics_data().resource_metrics  # type: ignore[union-attr]
+            for scoped in resource.scope_metrics
+            for metric in scoped.metrics
+            if metric.name == GUARD_DECISIONS
+            for point in metric.data.data_points
+        ]
+    finally:
+        provider.shutdown()
+    assert points == [
+        (
+            {
+                "aioflags.guard.name": FLAG,
+                "feature_flag.key": FLAG,
+                "aioflags.guard.metric": "errors",
+                "aioflags.guard.action": action,
+                "env": "test",
+            },
+            1,
+        )
+    ]
+
+
+@pytest.mark.asyncio
+async def test_issue98_guards_without_metrics_and_metrics_without_guards_add_no_handler() -> (
+    None
+):
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    from aioflags.otel import Metrics
+
+    provider = MeterProvider()
+    try:
+        async with _client() as client:
+            assert client.guards._handlers == []
+        data = FlagData()
+        config = aioflags.Config(
+            data_system=data.data_system(), metrics=Metrics(provider)
+        )
+        async with aioflags.Client(config) as client:
+            assert client.guards._handlers == []
+    finally:
+        provider.shutdown()
