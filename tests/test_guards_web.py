@@ -10,13 +10,17 @@ evaluates no guarded flag, or whose flag a lens token overrode, counts
 nowhere; nor does one whose client left. Cancellation and an exception's
 identity are checked on the middleware itself (pure ASGI, no server).
 A decision counts in ``aioflags.otel.Metrics``' ``aioflags.guard.decisions``
-(read with the OpenTelemetry SDK's in-memory reader).
+(read with the OpenTelemetry SDK's in-memory reader). A ``FlagServer``'s
+console shows a client's guards (``server.show_guards(client.guards)``) in
+``/ui/api/state`` and releases them under its own rules; the banner itself
+is tested in Chromium (tests/test_guards_console.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -36,7 +40,7 @@ import aioflags
 from aioflags import Context, Guard
 from aioflags.guards import errors, latency
 from aioflags.lens import LensConfig, LensMiddleware, aiohttp_middleware, mint
-from aioflags.testing import FlagData
+from aioflags.testing import FlagData, FlagServer
 from tests.processes import HTTP_GUARD
 from tests.test_lens import served_by_uvicorn
 
@@ -501,3 +505,95 @@ async def test_issue98_guards_without_metrics_and_metrics_without_guards_add_no_
             assert client.guards._handlers == []
     finally:
         provider.shutdown()
+
+
+# ------------------------------------------------------------------ console
+#: The guarded flag as a flag service serves it: a 50/50 rollout.
+ROLLOUT: dict[str, Any] = {
+    "key": FLAG,
+    "on": True,
+    "variations": [True, False],
+    "fallthrough": {
+        "rollout": {
+            "variations": [
+                {"variation": 0, "weight": 50_000},
+                {"variation": 1, "weight": 50_000},
+            ]
+        }
+    },
+    "offVariation": 1,
+    "version": 1,
+}
+
+
+async def _page_token(http: httpx.AsyncClient) -> dict[str, str]:
+    page = await http.get("/ui/")
+    found = re.search(r'name="aioflags-token" content="([^"]+)"', page.text)
+    assert found is not None
+    return {"x-aioflags-token": found[1]}
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_issue98_the_console_state_carries_the_guards_and_release_keeps_its_rules() -> (
+    None
+):
+    async with FlagServer({FLAG: ROLLOUT}) as server:
+        guard = Guard(FLAG, control=False, metrics=[errors()], action="pin")
+        config = server.config(send_events=False, guards=[guard])
+        clock = Clock()
+        async with (
+            aioflags.Client(config) as client,
+            httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as http,
+        ):
+            client.guards.clock = clock
+            state = (await http.get("/ui/api/state")).json()
+            assert state["guards"] == []
+            server.show_guards(client.guards)
+            (row,) = (await http.get("/ui/api/state")).json()["guards"]
+            assert (row["name"], row["flag"], row["state"]) == (
+                FLAG,
+                FLAG,
+                "collecting",
+            )
+            await _decide(client, clock, "pinned")
+            (row,) = (await http.get("/ui/api/state")).json()["guards"]
+            assert row["state"] == "pinned" and row["metric"] == "errors"
+            assert row["control"] == "false"
+            arms = {arm["value"]: arm for arm in row["arms"]}
+            assert arms["true"]["errors"] > 0 and arms["false"]["errors"] == 0
+            assert arms["false"]["control"] and not arms["true"]["control"]
+
+            release = f"/ui/api/guards/{FLAG}/release"
+            token = await _page_token(http)
+            port = server.url.rsplit(":", 1)[1]
+            for headers in (
+                {},
+                {"x-aioflags-token": "wrong"},
+                {**token, "origin": "http://attacker.example"},
+                {**token, "host": f"attacker.example:{port}"},
+            ):
+                assert (await http.post(release, headers=headers)).status_code == 403
+                assert client.guards.status[FLAG].state == "pinned"
+            missing = await http.post("/ui/api/guards/nope/release", headers=token)
+            assert missing.status_code == 404
+            assert missing.json() == {"message": "no guard 'nope'"}
+            answer = await http.post(release, headers={**token, "origin": server.url})
+            assert answer.status_code == 200
+            assert answer.json()["released"] is True
+            assert answer.json()["state"] == "released"
+            assert client.guards.status[FLAG].state == "released"
+            again = await http.post(release, headers=token)
+            assert again.json()["released"] is False
+
+
+@pytest.mark.asyncio
+async def test_issue98_a_console_without_guards_has_no_release() -> None:
+    async with (
+        FlagServer({FLAG: ROLLOUT}) as server,
+        httpx.AsyncClient(timeout=HTTP_GUARD, base_url=server.url) as http,
+    ):
+        token = await _page_token(http)
+        answer = await http.post(f"/ui/api/guards/{FLAG}/release", headers=token)
+        assert answer.status_code == 404
+        assert answer.json() == {"message": "this console shows no guards"}
