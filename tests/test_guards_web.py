@@ -22,7 +22,7 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import httpx
@@ -436,7 +436,7 @@ async def _decide(client: aioflags.Client, clock: Clock, state: str) -> None:
 @pytest.mark.parametrize(("action", "state"), [("alert", "alerted"), ("pin", "pinned")])
 @pytest.mark.asyncio
 async def test_issue98_a_decision_counts_in_the_otel_counter(
-    action: str, state: str
+    action: Literal["alert", "pin"], state: str
 ) -> None:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -462,7 +462,7 @@ async def test_issue98_a_decision_counts_in_the_otel_counter(
             await _decide(client, clock, state)
             client.guards.release(FLAG)  # (a release is no decision)
         points = [
-            (dict(point.attributes or {}), point.value)
+            (dict(point.attributes or {}), point.value)  # type: ignore[union-attr]
             for resource in memory.get_metrics_data().resource_metrics  # type: ignore[union-attr]
             for scoped in resource.scope_metrics
             for metric in scoped.metrics
