@@ -188,7 +188,7 @@ class LensMiddleware:
                 left = True
                 raise
 
-        async with request:
+        with request:  # (sync: no coroutine to make for entering and leaving)
             try:
                 if self._lens is None:
                     await self.app(scope, receiving, sending)
@@ -377,7 +377,7 @@ def aiohttp_middleware(client: Client) -> Any:
         if guards is None:
             return await lensed(request, handler)
         scope = guards.request()
-        async with scope:
+        with scope:
             try:
                 response = await lensed(request, handler)
             except web.HTTPException as exc:  # (a response: 5xx counts)
