@@ -366,6 +366,62 @@ async def test_issue98_a_cancelled_request_counts_nowhere() -> None:
         assert sum(arm.errors for arm in arms) == 0
 
 
+class _Transport:
+    """An aiohttp request's transport, open or closing (its client left)."""
+
+    def __init__(self, closing: bool) -> None:
+        self.closing = closing
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_issue98_aiohttp_a_client_that_left_or_a_cancelled_handler_counts_nowhere() -> (
+    None
+):
+    from aiohttp.test_utils import make_mocked_request
+
+    async with _client() as client:
+        middleware = aiohttp_middleware(client)
+        evaluated = anyio.Event()
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            user = request.query["user"]
+            await client.bool_variation(FLAG, Context.create(user), False)
+            if user == "reset":  # (a write to a client that left)
+                raise ConnectionResetError("the client left")
+            if user == "cancelled":
+                evaluated.set()
+                await anyio.sleep_forever()
+            if user == "failed":
+                raise LookupError("the treatment failed")
+            return web.Response(text="ok")
+
+        def request(user: str, *, closing: bool = False) -> web.Request:
+            return make_mocked_request(
+                "GET", f"/?user={user}", transport=_Transport(closing)
+            )
+
+        assert (await middleware(request("stayer"), handler)).status == 200
+        with pytest.raises(ConnectionResetError):
+            await middleware(request("reset", closing=True), handler)
+        with pytest.raises(LookupError):  # (its connection open: an error)
+            await middleware(request("failed"), handler)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(middleware, request("cancelled"), handler)
+            with anyio.fail_after(30):
+                await evaluated.wait()
+            tg.cancel_scope.cancel()
+        arms = client.guards.status[FLAG].arms
+        assert sum(arm.requests for arm in arms) == 2
+        assert sum(arm.errors for arm in arms) == 1
+
+
 @pytest.mark.asyncio
 async def test_issue98_an_app_that_ends_no_response_is_an_error() -> None:
     async with _client() as client:
