@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 
     from ._client._client import Client
+    from ._guards._scope import Guards
     from ._lens._lens import Lens, View
     from ._lens._link import Answer
 
@@ -85,14 +86,21 @@ def _exists(client: Client) -> Callable[[str], bool] | None:
 
 
 def _served(client: Client, middleware: str) -> None:
-    """A middleware was made for ``client``: its lens reads tokens, or a WARNING says none will."""
+    """A middleware was made for ``client``: its lens reads tokens, or a WARNING says none will.
+
+    A client with guards and no lens gets no WARNING: the middleware opens
+    each request's scope for its guards.
+    """
     lens = client._lens
     if lens is not None:
         lens.serve()
         return
+    if client._guards.by_flag is not None:
+        return  # (it opens the guards' request scope)
     logging.getLogger("aioflags.lens").warning(
-        "aioflags lens: %s on a client without Config(lens=LensConfig(...)): every"
-        " request passes through untouched, and tokens are ignored",
+        "aioflags lens: %s on a client without Config(lens=LensConfig(...)) or"
+        " Config(guards=[...]): every request passes through untouched, and tokens"
+        " are ignored",
         middleware,
     )
 
@@ -112,23 +120,95 @@ class LensMiddleware:
     once and answers a 303 to the URL without the marker, setting the
     cookie. A bad token never fails a request: it goes on without the lens
     (one WARNING a minute per cause). With no ``Config(lens=...)``, every
-    request passes through untouched. See docs/lens.md.
+    request passes through untouched. A client with guards
+    (``Config(guards=[...])``) gets every HTTP request run inside
+    ``client.guards.request()``, its status that of
+    ``http.response.start``, recorded as its response ends. See
+    docs/lens.md.
 
     Added in version 0.2.0.
     """
 
-    __slots__ = ("app", "client")
+    __slots__ = ("_guards", "_lens", "app", "client")
 
     def __init__(self, app: ASGIApp, *, client: Client) -> None:
         self.app: ASGIApp = app
         self.client: Client = client
+        # (both fixed when the client is made: a request reads no more)
+        guards = client._guards
+        self._guards: Guards | None = guards if guards.by_flag is not None else None
+        self._lens: Lens | None = client._lens
         _served(client, "LensMiddleware")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one ASGI connection: through the lens if it carries a valid token."""
-        lens: Lens | None = self.client._lens
+        """Serve one ASGI connection: in the guards' scope, through the lens if it carries a valid token."""
+        if self._guards is not None and scope["type"] == "http":
+            await self._guarded(self._guards, scope, receive, send)
+        elif self._lens is None:
+            await self.app(scope, receive, send)
+        else:
+            await self._lensed(self._lens, scope, receive, send)
+
+    async def _guarded(
+        self, guards: Guards, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """One HTTP request in the guards' scope, recorded as its response ends.
+
+        Its status is ``http.response.start``'s; it is recorded when the
+        response's last body message (``more_body`` false) is handed to the
+        server, so its latency runs until then (a streaming response's
+        whole stream; a background task after it is not timed, and what it
+        raises or evaluates counts nowhere). An exception leaving the app
+        before that is an error, raised again untouched. A request whose
+        client left (``http.disconnect`` received, the server's ``send``
+        failing, the task cancelled) counts nowhere. An app that returns
+        without ending its response is an error (the server answers 500 or
+        cuts it).
+        """
+        request = guards.request()
+        left = False
+
+        async def receiving() -> Message:
+            nonlocal left
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                left = True
+            return message
+
+        async def sending(message: Message) -> None:
+            nonlocal left
+            kind = message["type"]
+            if kind == "http.response.start":
+                request.status = message["status"]
+            elif kind == "http.response.body" and not message.get("more_body", False):
+                request.end()
+            try:
+                await send(message)
+            except Exception:  # the server cannot send: its client left
+                left = True
+                raise
+
+        with request:  # (sync: no coroutine to make for entering and leaving)
+            try:
+                if self._lens is None:
+                    await self.app(scope, receiving, sending)
+                else:
+                    await self._lensed(self._lens, scope, receiving, sending)
+            except BaseException as exc:
+                if left or not isinstance(exc, Exception):  # (left, or cancelled)
+                    request.discard()
+                raise
+            if left:
+                request.discard()
+            else:
+                request.status = 500  # (recorded already if the response ended)
+
+    async def _lensed(
+        self, lens: Lens, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Serve one ASGI connection through the lens if it carries a valid token."""
         kind = scope["type"]
-        if lens is None or kind not in ("http", "websocket"):
+        if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         query: bytes = scope.get("query_string", b"")
@@ -247,8 +327,10 @@ def aiohttp_middleware(client: Client) -> Any:
     gets the trace if the token asks for it; a link is answered with its
     confirm page, and its ``POST`` redeems the token once, setting the
     cookie; a bad token never fails the request. A response already sent
-    (a ``StreamResponse`` prepared by the handler) carries no trace. See
-    docs/lens.md.
+    (a ``StreamResponse`` prepared by the handler) carries no trace. A
+    client with guards gets every request run inside
+    ``client.guards.request()``, its status the handler's response's (or
+    the ``HTTPException``'s it raised). See docs/lens.md.
 
     Added in version 0.2.0.
     """
@@ -285,8 +367,32 @@ def aiohttp_middleware(client: Client) -> Any:
         )
         return web.Response(status=answer.status, body=answer.body, headers=headers)
 
+    guards = client._guards if client._guards.by_flag is not None else None
+
     @web.middleware
     async def lens_middleware(
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        if guards is None:
+            return await lensed(request, handler)
+        scope = guards.request()
+        with scope:
+            try:
+                response = await lensed(request, handler)
+            except web.HTTPException as exc:  # (a response: 5xx counts)
+                scope.status = exc.status
+                scope.end()
+                raise
+            except BaseException as exc:
+                if _left(request) or not isinstance(exc, Exception):
+                    scope.discard()  # (its client left, or it was cancelled)
+                raise
+            scope.status = response.status
+            scope.end()
+            return response
+
+    async def lensed(
         request: web.Request,
         handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
     ) -> web.StreamResponse:
@@ -319,6 +425,12 @@ def aiohttp_middleware(client: Client) -> Any:
         return response
 
     return lens_middleware
+
+
+def _left(request: Any) -> bool:
+    """Whether an aiohttp request's client has left (its connection closed)."""
+    transport = request.transport
+    return transport is None or bool(transport.is_closing())
 
 
 @final

@@ -40,10 +40,16 @@ from ._version import __version__
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
-    from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
+    from opentelemetry.metrics import (
+        CallbackOptions,
+        Counter,
+        MeterProvider,
+        Observation,
+    )
     from opentelemetry.util.types import AttributeValue
 
     from ._evaluation._results import EvaluationDetail
+    from ._guards._status import GuardEvent
 
 __all__ = ["Metrics", "TracingHook"]
 
@@ -252,6 +258,10 @@ class TracingHook(Hook):
 REQUESTS: Final = "feature_flag.evaluation_requests_total"
 SUCCESSES: Final = "feature_flag.evaluation_success_total"
 ERRORS: Final = "feature_flag.evaluation_error_total"
+#: Guarded rollouts' decisions (issue 98): a counter, per guard, flag, metric, action.
+GUARD_DECISIONS: Final = "aioflags.guard.decisions"
+#: A decision's action, as ``Guard(action=...)`` says it, by its event's kind.
+_ACTIONS: Final = {"alerted": "alert", "pinned": "pin"}
 
 
 @final
@@ -272,6 +282,12 @@ class Metrics:
       ``feature_flag.key`` and ``error.type`` (``flag_not_found``,
       ``type_mismatch``, ``provider_not_ready``, ...), with the reason
       ``error``.
+
+    A client with guards (``Config(guards=[...])``) also counts each
+    decision of theirs in the counter ``aioflags.guard.decisions``, at
+    once, per ``aioflags.guard.name``, ``feature_flag.key``,
+    ``aioflags.guard.metric`` and ``aioflags.guard.action`` (``alert``,
+    ``pin``).
 
     An evaluation costs nothing more for them: they are the counters
     LaunchDarkly's summary event is made of, folded in at each flush (every
@@ -299,7 +315,7 @@ class Metrics:
     Added in version 0.2.0.
     """
 
-    __slots__ = ("__weakref__", "_attributes", "_metric_totals")
+    __slots__ = ("__weakref__", "_attributes", "_decisions", "_metric_totals")
 
     def __init__(
         self,
@@ -333,6 +349,21 @@ class Metrics:
         if instruments is None:
             instruments = _INSTRUMENTS[provider] = _Instruments(provider)
         instruments.exporters.add(self)
+        self._decisions: Counter = instruments.decisions
+
+    def _guard_decided(self, event: GuardEvent) -> None:
+        """A guard's event (a client with guards calls it): its decisions counted."""
+        action = _ACTIONS.get(event.kind)
+        if action is None:  # (a release: no decision)
+            return
+        attributes: dict[str, AttributeValue] = {
+            "aioflags.guard.name": event.name,
+            "feature_flag.key": event.flag,
+            "aioflags.guard.metric": event.metric or "",
+            "aioflags.guard.action": action,
+        }
+        attributes.update(self._attributes)
+        self._decisions.add(1, attributes)
 
     @property
     def _totals(self) -> MetricTotals:
@@ -376,9 +407,9 @@ def _error(series: MetricKey) -> dict[str, AttributeValue] | None:
 
 
 class _Instruments:
-    """The three observable counters of one meter provider, and who they read."""
+    """The three observable counters of one meter provider, who they read, and the guards' counter."""
 
-    __slots__ = ("__weakref__", "exporters")
+    __slots__ = ("__weakref__", "decisions", "exporters")
 
     def __init__(self, provider: MeterProvider) -> None:
         #: The :class:`Metrics` made for this provider (while they live).
@@ -402,6 +433,11 @@ class _Instruments:
             [self._reader(_error)],
             unit,
             "Flag evaluations that failed, per flag key and error type",
+        )
+        self.decisions: Counter = meter.create_counter(
+            GUARD_DECISIONS,
+            "{decision}",
+            "Guarded rollouts' decisions, per guard, flag key, metric and action",
         )
 
     def _reader(

@@ -269,6 +269,9 @@ class Client:
 
         #: The guards (issue 98): with none configured, a cheap no-op.
         self._guards = Guards(config.guards, None if clock is None else clock.now)
+        decided = getattr(config.metrics, "_guard_decided", None)
+        if decided is not None and self._guards.by_flag is not None:
+            self._guards.add_handler(decided)  # (aioflags.otel's counter)
         self._use(_WarnOnUse(self))  # until started
         self._forked_from: int | None = None
         #: Its run ended with its event loop (never left): said on next use.

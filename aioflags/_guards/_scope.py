@@ -52,12 +52,14 @@ class Scope:
     Added in version 0.2.0.
     """
 
-    __slots__ = ("_guards", "_start", "_token", "arms", "metrics", "status")
+    __slots__ = ("_done", "_guards", "_start", "_token", "arms", "metrics", "status")
 
     def __init__(self, guards: Guards | None) -> None:
         self._guards = guards
         self._token: contextvars.Token[Scope | None] | None = None
         self._start = 0.0
+        #: Recorded (or discarded) before the scope is left: leaving records nothing.
+        self._done = False
         self.status: int | None = None
         #: Each watched flag version's arm in this request, by its watch
         #: (the guarded head writes it: ``_evaluation._guarded``).
@@ -103,17 +105,35 @@ class Scope:
             self._token = None
             self._end(token, exc)
 
+    def end(self) -> None:
+        """Record the request now: its response has gone out (a middleware calls it).
+
+        Its outcome is :attr:`status` (500 or more: an error) and its
+        latency the time until now; leaving the scope afterwards records
+        nothing more, whatever it raises, and a guarded flag evaluated
+        after this (a background task) counts nowhere. Never raises.
+        """
+        if self._token is not None and not self._done:
+            self._end(None, None)
+            self._done = True
+
+    def discard(self) -> None:
+        """Count this request nowhere (its client left before its response ended)."""
+        self._done = True
+
     def _end(
-        self, token: contextvars.Token[Scope | None], exc: BaseException | None
+        self, token: contextvars.Token[Scope | None] | None, exc: BaseException | None
     ) -> None:
+        """Leave the scope (``token``) and record its outcome; None: record only (:meth:`end`)."""
         guards = self._guards
         assert guards is not None  # (a token: entered with guards)
-        try:
-            guards.var.reset(token)
-        except ValueError:  # left in another context than entered: still recorded
-            guards.var.set(None)
+        if token is not None:
+            try:
+                guards.var.reset(token)
+            except ValueError:  # left in another context than entered: still recorded
+                guards.var.set(None)
         arms = self.arms
-        if not arms:
+        if not arms or self._done:
             return
         # The outcome, recorded in each arm (never raising into the request).
         status = self.status

@@ -19,8 +19,10 @@ Its endpoints:
   /ui/api/lens`` (``{"url", "flags": [{"key", "variation"}], "ttl",
   "context_key", "trace"}``: a flag lens link, docs/lens.md), which also
   needs the lens key (``X-Aioflags-Lens-Key``: made at each start, printed
-  by ``serve`` after the console's ``#``, never in a page). The JSON
-  contract with the page is in docs/console.md.
+  by ``serve`` after the console's ``#``, never in a page); with a
+  client's guards shown (``FlagServer.show_guards``), ``POST
+  /ui/api/guards/<name>/release`` (``_banners``). The JSON contract with
+  the page is in docs/console.md.
 - Safety: a request whose ``Host`` is not a loopback name, nor the IP
   address the server is bound to, is refused (DNS rebinding); a state-changing request needs the page's token (the
   ``X-Aioflags-Token`` header) and no foreign ``Origin``; every response
@@ -52,6 +54,8 @@ if TYPE_CHECKING:
 
     from aioflags._core._json import JSONObject, JSONValue
     from aioflags._evaluation._snapshot import FlagSnapshot
+
+    from ._banners import ShownGuards
 
 __all__ = ["EVENTS", "LENS_KEY_HEADER", "PREFIX", "Console", "sdk_identity"]
 
@@ -199,6 +203,7 @@ class Console:
         "_sdks",
         "_text",
         "evaluator",
+        "guards",
         "lens_allow",
         "lens_key",
         "lens_secret",
@@ -227,6 +232,8 @@ class Console:
         #: The service's trouble with its flag file (``{"file", "line",
         #: "message"}``), shown on the page; None when all is well.
         self.trouble: JSONObject | None = None
+        #: The guards the console shows (``FlagServer.show_guards``; None: none).
+        self.guards: ShownGuards | None = None
         #: The service's URL (what an app's ``events_uri`` must be).
         self.url = ""
         #: The secret lens links are signed with (None: no "Share a lens").
@@ -361,6 +368,7 @@ class Console:
                 "sdks": self.sdks,
                 "events_uri": self.url,
                 "lens": self.lens_secret is not None,
+                "guards": [] if self.guards is None else self.guards.rows(),
             },
             separators=_COMPACT,
         )

@@ -9,7 +9,8 @@ requests, as the routes that ``_app`` mounts under ``/ui``:
 - ``GET /ui/api/state`` and ``GET /ui/api/events`` (the same as server-sent
   events, again on every change: the server's fan-out);
 - ``GET /ui/api/flag?key=K``, ``POST /ui/api/flag``, ``POST /ui/api/reset``,
-  ``POST /ui/api/evaluate`` and ``POST /ui/api/lens`` (docs/console.md).
+  ``POST /ui/api/evaluate``, ``POST /ui/api/lens`` and ``POST
+  /ui/api/guards/<name>/release`` (docs/console.md).
 
 The service applies the console's rules (``Console.refusal``) and puts its
 security headers on every answer under ``/ui`` (``DefaultHeaders``),
@@ -92,6 +93,11 @@ def console_app(
                     Route("/reset", api.reset, methods=["POST"]),
                     Route("/evaluate", api.evaluate, methods=["POST"]),
                     Route("/lens", api.lens, methods=["POST"]),
+                    Route(
+                        "/guards/{name:path}/release",
+                        api.release_guard,
+                        methods=["POST"],
+                    ),
                 ],
             ),
             Mount("/", StaticFiles(packages=[(__package__, "console/static")])),
@@ -330,6 +336,21 @@ class _ConsoleAPI:
         return JSONResponse(
             {"link": link, "token": token, "ttl": ttl, "warning": warning}
         )
+
+    async def release_guard(self, http: Request) -> Response:
+        """``POST /ui/api/guards/<name>/release``: a guard's pin or alert released.
+
+        Its row afterwards, with ``released`` (false: it had no decision to
+        release).
+        """
+        name = http.path_params["name"]
+        guards = self._console.guards
+        if guards is None:
+            return _error(404, "this console shows no guards")
+        try:
+            return JSONResponse(guards.release(name))
+        except KeyError:
+            return _error(404, f"no guard {name!r}")
 
     async def reset(self, http: Request) -> Response:
         """``POST /ui/api/reset``: a flag back to the file's."""

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
     from aioflags._core._json import JSONObject
+    from aioflags._guards._scope import Guards
 
     from ._app import ServiceApp
 
@@ -291,6 +292,27 @@ class FlagServer:
         Added in version 0.2.0.
         """
         return self._bound
+
+    def show_guards(self, guards: Guards) -> None:
+        """Show a client's guards on the console: ``server.show_guards(client.guards)``.
+
+        ``/ui/api/state`` then carries each guard's status, the page shows
+        a banner for each alerted or pinned guard (its flag, the metric,
+        both arms' figures, what it pinned to) with a Release button, and
+        ``POST /ui/api/guards/<name>/release`` (the console's token and
+        origin rules) releases it. Each decision or release reaches open
+        pages at once. Call it on the event loop the server runs on; a
+        second call replaces the first's guards on the page. For an app
+        whose client is in this process (a Python-built service, a test, a
+        demo): ``aioflags serve`` serves flags to clients in other
+        processes, whose guards it cannot see (docs/console.md).
+
+        Added in version 0.2.0.
+        """
+        from ._banners import ShownGuards
+
+        self._console.guards = ShownGuards(guards, self._push_console)
+        self._push_console()
 
     @property
     def lens_key(self) -> str | None:

@@ -191,6 +191,8 @@ async def in_tests() -> None:
         data.attach(server)
         assert_type(server.url, str)
         assert_type(server.lens_key, str | None)
+        async with aioflags.Client(server.config(send_events=False)) as client:
+            assert_type(server.show_guards(client.guards), None)
         clock = aioflags.testing.FakeClock()
         await clock.advance(5)
         assert_type(clock.now(), float)

@@ -711,11 +711,74 @@ function showTrouble(trouble) {
   }
 }
 
+// -------------------------------------------------------------------- guards
+// A banner per guarded rollout that alerted or pinned (a client's guards,
+// shown by FlagServer.show_guards): its flag, the metric, both arms'
+// figures, what it pinned to, and a Release button.
+let guardsText = "";
+
+function percent(rate) {
+  return rate === null || rate === undefined ? "no requests" : `${(rate * 100).toFixed(1)} %`;
+}
+
+function armText(arm) {
+  const role = arm.control ? "control" : "treatment";
+  const parts = [
+    `${arm.requests} requests`,
+    `${arm.errors} errors (${percent(arm.error_rate)})`,
+  ];
+  if (arm.latency !== null && arm.latency !== undefined) {
+    parts.push(`${(arm.latency * 1000).toFixed(1)} ms (geometric mean)`);
+  }
+  for (const [name, mean] of Object.entries(arm.metrics || {})) {
+    parts.push(`${name} ${mean.toPrecision(4)} (mean)`);
+  }
+  return `${role} ${arm.value}: ${parts.join(", ")}`;
+}
+
+function guardBanner(guard) {
+  const pinned = guard.state === "pinned";
+  const banner = element("section", {
+    class: pinned ? "guard pinned" : "guard",
+    role: "alert",
+    "aria-label": `Guard ${guard.label}`,
+  });
+  const what = pinned
+    ? `pinned to ${guard.control}`
+    : "alerted (the rollout goes on: it does not pin)";
+  banner.append(
+    element("strong", {}, `Guard ${guard.label} on ${guard.flag_label}: `),
+    element("span", {}, `${guard.metric || "a metric"} is worse in the treatment; ${what}.`),
+  );
+  const arms = element("ul");
+  arms.append(...guard.arms.map((arm) => element("li", {}, armText(arm))));
+  const release = element("button", { type: "button" }, `Release ${guard.label}`);
+  release.addEventListener("click", () => releaseGuard(guard));
+  banner.append(arms, release);
+  return banner;
+}
+
+async function releaseGuard(guard) {
+  showProblem("");
+  const path = `api/guards/${encodeURIComponent(guard.name)}/release`;
+  const [ok, status, answer] = await post(path, {});
+  if (!ok) showProblem(`Not released: ${guard.label}: ${failure(status, answer)}`);
+}
+
+function showGuards(guards) {
+  const shown = guards.filter((g) => g.state === "alerted" || g.state === "pinned");
+  const text = JSON.stringify(shown);
+  if (text === guardsText) return; // (unchanged: the focus stays on its button)
+  guardsText = text;
+  $("guards").replaceChildren(...shown.map(guardBanner));
+}
+
 // ------------------------------------------------------------------ the feed
 function show(state) {
   setText($("persistence"), state.persistence);
   served = state.flags;
   showTrouble(state.trouble);
+  showGuards(state.guards || []);
   showFlags(served);
   refreshDetails(served);
   showEvaluations(state);
