@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -26,6 +27,7 @@ import pytest
 
 from aioflags import Client
 from aioflags._datasystem._plane import _wire as wire
+from aioflags._datasystem._plane._guardlink import SafeLink
 from aioflags.testing import FlagServer
 from tests.flags import STRING_FLAG
 from tests.test_plane import OFF, config, serving, until, value
@@ -292,6 +294,26 @@ async def test_issue98_a_link_that_raises_is_said_once_and_the_plane_goes_on(
     said = [r for r in caplog.records if "guards' link" in r.getMessage()]
     assert len(said) == 2  # once in each process
     assert all(r.levelno == logging.ERROR and r.exc_info for r in said)
+
+
+async def test_issue98_a_report_the_wire_cannot_carry_is_not_sent_and_said_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    link = FakeLink(counts={"big": "x" * wire.MAX_GUARD_LINE})
+    safe = SafeLink(link, "member-1")
+    assert safe.report_line() is None  # over the line's bound
+    link.counts = {"rate": math.nan}  # JSON has no NaN
+    assert safe.report_line() is None
+    link.counts = {"rate": 0.5}
+    line = safe.report_line()
+    assert (
+        line
+        == b'{"event":"guard-report","data":{"member":"member-1","counts":{"rate":0.5}}}\n'
+    )
+    link.choice = {"pins": {"g": math.inf}}
+    assert safe.decisions_line() is None
+    said = [r for r in caplog.records if "guards' link" in r.getMessage()]
+    assert len(said) == 1 and "over the plane's 1048576 a line" in said[0].getMessage()
 
 
 @asynccontextmanager
