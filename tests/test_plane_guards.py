@@ -312,6 +312,12 @@ async def test_issue98_a_report_the_wire_cannot_carry_is_not_sent_and_said_once(
     )
     link.choice = {"pins": {"g": math.inf}}
     assert safe.decisions_line() is None
+    link.choice = {"pins": {"g": "x" * wire.MAX_GUARD_LINE}}  # (decisions too)
+    assert safe.decisions_line() is None
+    link.choice = {"pins": {"g": "control"}}
+    assert safe.decisions_line() == (
+        b'{"event":"guard-decisions","data":{"pins":{"g":"control"}}}\n'
+    )
     said = [r for r in caplog.records if "guards' link" in r.getMessage()]
     assert len(said) == 1 and "over the plane's 1048576 a line" in said[0].getMessage()
 

@@ -75,7 +75,7 @@ class SafeLink:
     """Calls a :class:`GuardLink` for the plane: a fault in it is logged once and ignored.
 
     A fault is the link raising, or giving what JSON cannot say, or a
-    report longer than :data:`._wire.MAX_GUARD_LINE`. ``member``: this
+    line longer than :data:`._wire.MAX_GUARD_LINE` (either way). ``member``: this
     process's member id (:func:`member_id`).
     """
 
@@ -108,14 +108,7 @@ class SafeLink:
         except Exception:  # noqa: BLE001 - said once, with the traceback
             self._fault("report()")
             return None
-        if len(line) > wire.MAX_GUARD_LINE:
-            self._say(
-                f"report() gave {len(line)} bytes, over the plane's"
-                f" {wire.MAX_GUARD_LINE} a line: not sent",
-                trace=False,
-            )
-            return None
-        return line
+        return self._bounded(line, "report()")
 
     def decisions_line(self) -> bytes | None:
         """The link's decisions as a wire line (None: nothing to send, or a fault)."""
@@ -123,10 +116,22 @@ class SafeLink:
             decisions = self._link.decisions()
             if decisions is None:
                 return None
-            return wire.guard_decisions(decisions)
+            line = wire.guard_decisions(decisions)
         except Exception:  # noqa: BLE001 - said once, with the traceback
             self._fault("decisions()")
             return None
+        return self._bounded(line, "decisions()")
+
+    def _bounded(self, line: bytes, what: str) -> bytes | None:
+        """``line``, unless it is over the wire's bound for a guard's line (said)."""
+        if len(line) <= wire.MAX_GUARD_LINE:
+            return line
+        self._say(
+            f"{what} gave {len(line)} bytes, over the plane's"
+            f" {wire.MAX_GUARD_LINE} a line: not sent",
+            trace=False,
+        )
+        return None
 
     def _call(self, method: Callable[..., object], *args: object) -> None:
         try:
