@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import random
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -23,11 +24,13 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import pytest
 
-from aioflags import Client
+from aioflags import Client, Context, Guard
 from aioflags._datasystem._plane import _wire as wire
 from aioflags._datasystem._plane._guardlink import SafeLink
+from aioflags.guards import GuardEvent, errors
 from aioflags.testing import FlagServer
 from tests.flags import STRING_FLAG
 from tests.test_plane import OFF, config, serving, until, value
@@ -377,3 +380,66 @@ async def test_issue98_after_kill_9_of_the_leader_the_new_one_carries_its_pin_on
         '["plane", "plane.lock"]',  # (the killed leader's socket, taken over)
         '["plane.lock"]',
     )
+
+
+ROLLOUT = {
+    "key": "f",
+    "version": 1,
+    "on": True,
+    "salt": "f",
+    "variations": [True, False],
+    "offVariation": 1,
+    "targets": [],
+    "rules": [],
+    "prerequisites": [],
+    "fallthrough": {
+        "rollout": {
+            "variations": [
+                {"variation": 0, "weight": 50000},
+                {"variation": 1, "weight": 50000},
+            ]
+        }
+    },
+}
+
+
+@pytest.mark.slow
+async def test_issue98_a_pin_the_leader_decides_from_a_followers_counts_reaches_it(
+    plane: str,
+) -> None:
+    """The follower's requests alone: the leader sums them, pins, and the follower serves control."""
+    guard = Guard("f", control=False, action="pin", metrics=[errors()])
+    pinned = anyio.Event()
+
+    def told(event: GuardEvent) -> None:
+        if event.kind == "pinned":
+            pinned.set()
+
+    async with (
+        FlagServer({"f": ROLLOUT}) as server,
+        Client(config(server, plane, guards=[guard])) as leader,
+        Client(config(server, plane, guards=[guard])) as follower,
+    ):
+        assert (leader.plane_role, follower.plane_role) == ("leader", "follower")
+        follower.guards.add_handler(told)
+        rng = random.Random(1)
+        for i in range(4000):  # (the treatment fails in 40 % of its requests)
+            with contextlib.suppress(LookupError):
+                async with follower.guards.request():
+                    user = Context.create(f"u{i}")
+                    served = await follower.bool_variation("f", user, False)
+                    if served and rng.random() < 0.4:
+                        raise LookupError("the treatment failed")
+            if i % 100 == 0:
+                await anyio.lowlevel.checkpoint()  # (its reports go out)
+        with anyio.fail_after(GUARD):
+            await pinned.wait()
+        decided = leader.guards.status["f"]
+        assert decided.state == "pinned"
+        assert sum(arm.requests for arm in decided.arms) > 0  # the follower's
+        status = follower.guards.status["f"]
+        assert status.state == "pinned" and status.message == decided.message
+        for i in range(30):
+            detail = await follower.variation_detail("f", Context.create(f"x{i}"), True)
+            assert (detail.value, detail.variation_index) == (False, 1)
+            assert detail.reason == {"kind": "GUARDED", "guard": "f"}
