@@ -404,10 +404,10 @@ ROLLOUT = {
 
 
 @pytest.mark.slow
-async def test_issue98_a_pin_the_leader_decides_from_a_followers_counts_reaches_it(
+async def test_issue98_a_pin_from_a_followers_counts_reaches_it_and_a_new_leader_carries_it(
     plane: str,
 ) -> None:
-    """The follower's requests alone: the leader sums them, pins, and the follower serves control."""
+    """The follower's requests alone: the leader sums them and pins; the follower serves control, and leads on with the pin."""
     guard = Guard("f", control=False, action="pin", metrics=[errors()])
     pinned = anyio.Event()
 
@@ -439,7 +439,27 @@ async def test_issue98_a_pin_the_leader_decides_from_a_followers_counts_reaches_
         assert sum(arm.requests for arm in decided.arms) > 0  # the follower's
         status = follower.guards.status["f"]
         assert status.state == "pinned" and status.message == decided.message
-        for i in range(30):
-            detail = await follower.variation_detail("f", Context.create(f"x{i}"), True)
-            assert (detail.value, detail.variation_index) == (False, 1)
-            assert detail.reason == {"kind": "GUARDED", "guard": "f"}
+        await served_control(follower)
+        # The leader goes: the follower leads, carrying its pin on to a newcomer.
+        await leader.aclose()
+        with anyio.fail_after(GUARD):  # (the new leader's stream upstream)
+            await server.wait_for_requests("/sdk/stream", 2)
+        assert follower.plane_role == "leader"
+        newcomer = Client(config(server, plane, guards=[guard]))
+        newcomer.guards.add_handler(told)
+        pinned = anyio.Event()
+        async with newcomer:
+            assert newcomer.plane_role == "follower"
+            with anyio.fail_after(GUARD):
+                await pinned.wait()
+            assert newcomer.guards.status["f"].message == decided.message
+            await served_control(newcomer)
+        assert follower.guards.status["f"].state == "pinned"
+
+
+async def served_control(client: Client) -> None:
+    """``client`` serves the pin's control for "f", with reason GUARDED."""
+    for i in range(30):
+        detail = await client.variation_detail("f", Context.create(f"x{i}"), True)
+        assert (detail.value, detail.variation_index) == (False, 1)
+        assert detail.reason == {"kind": "GUARDED", "guard": "f"}
