@@ -27,11 +27,13 @@ import anyio.abc
 import anyio.lowlevel
 import pytest
 
+import aioflags
 from aioflags import Client, Context, Guard
 from aioflags._datasystem._plane import _wire as wire
 from aioflags._datasystem._plane._guardlink import SafeLink
+from aioflags._guards._plane import PlaneLink
 from aioflags.guards import GuardEvent, errors
-from aioflags.testing import FlagServer
+from aioflags.testing import FlagData, FlagServer
 from tests.flags import STRING_FLAG
 from tests.test_plane import OFF, config, serving, until, value
 from tests.test_plane_processes import ROOT, Worker, first_to
@@ -463,3 +465,58 @@ async def served_control(client: Client) -> None:
         detail = await client.variation_detail("f", Context.create(f"x{i}"), True)
         assert (detail.value, detail.variation_index) == (False, 1)
         assert detail.reason == {"kind": "GUARDED", "guard": "f"}
+
+
+async def test_issue98_a_report_of_another_version_or_shape_is_not_counted() -> None:
+    data = FlagData()
+    data.update(data.flag("f").boolean().fallthrough_rollout({True: 50, False: 50}))
+    guard = Guard("f", control=False, action="pin", metrics=[errors()])
+    config = aioflags.Config(data_system=data.data_system(), guards=[guard])
+    async with Client(config) as client:
+        runs = {run.config.name: run for run in (client.guards.by_flag or {}).values()}
+        link = PlaneLink(runs)
+        link.role("leader")
+        (version,) = {client.guards.status["f"].version}
+        arm = [10, 1, 10, 0.0, 0.0, {}]
+        for report in (
+            {"f": {"version": 999, "arms": [arm, arm]}},  # another version
+            {"f": {"version": version, "arms": [arm]}},  # not this version's arms
+            {"f": {"version": version, "arms": [[True, 1, 1, 0, 0, {}], arm]}},
+            {"f": {"version": version, "arms": [[1, 0, 1, math.nan, 0, {}], arm]}},
+            {"f": "junk"},
+            {"g": {"version": version, "arms": [arm, arm]}},  # no such guard
+        ):
+            link.reported("m1", report)
+            status = client.guards.status["f"]
+            assert sum(a.requests for a in status.arms) == 0, report
+        link.reported("m2", {"f": {"version": version, "arms": [arm, arm]}})
+        link.reported("m2", {"f": {"version": version, "arms": [arm, arm]}})
+        status = client.guards.status["f"]
+        assert sum(a.requests for a in status.arms) == 20  # m2's last, once
+        assert link.decisions() is None  # (nothing decided on 20 requests)
+
+
+async def test_issue98_a_followers_guard_applies_the_leaders_pin_and_release() -> None:
+    data = FlagData()
+    data.update(data.flag("f").boolean().fallthrough_rollout({True: 50, False: 50}))
+    guard = Guard("f", control=False, action="pin", metrics=[errors()])
+    config = aioflags.Config(data_system=data.data_system(), guards=[guard])
+    async with Client(config) as client:
+        runs = {run.config.name: run for run in (client.guards.by_flag or {}).values()}
+        link = PlaneLink(runs)
+        link.role("follower")
+        version = client.guards.status["f"].version
+        pin = {"version": version, "state": "pinned", "control": 1, "message": "m"}
+        link.decided({"f": {**pin, "version": 999}})  # another version: not this
+        assert client.guards.status["f"].state == "collecting"
+        link.decided({"f": pin})
+        assert client.guards.status["f"].state == "pinned"
+        await served_control(client)
+        assert link.decisions() == {"f": pin}  # (leading next, it carries it on)
+        link.decided({"f": {**pin, "state": "released"}})
+        assert client.guards.status["f"].state == "released"
+        values = {
+            await client.bool_variation("f", Context.create(f"u{i}"), False)
+            for i in range(40)
+        }
+        assert values == {True, False}  # the rollout again
