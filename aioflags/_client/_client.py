@@ -289,6 +289,14 @@ class Client:
             self._serve,
             self._abandoned,
         )
+        guarded, system = self._guards.by_flag, config.data_system
+        if guarded is not None and system is not None and system.plane is not None:
+            from aioflags._guards._plane import (
+                PlaneLink,
+            )  # (its counts and pins shared)
+
+            runs = {run.config.name: run for run in guarded.values()}
+            self._life.guard_link = PlaneLink(runs)
         _LIVE_CLIENTS.add(self)
 
     # ------------------------------------------------------------- lifecycle

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
     from aioflags._core._clock import Clock
     from aioflags._datasystem._datatypes import ChangeSet
+    from aioflags._datasystem._plane._guardlink import GuardLink
     from aioflags._datasystem._store import Store
     from aioflags._datasystem._supervisor import Supervisor
 
@@ -155,6 +156,7 @@ class Lifecycle:
         "_new_store",
         "_serve",
         "ended",
+        "guard_link",
         "label",
         "layer",
         "run",
@@ -184,6 +186,9 @@ class Lifecycle:
         #: the client it waits on has stopped (its status will not change).
         self.ended = 0
         self.layer: StatusLayer | None = None  # the last run's (data_source_status)
+        #: The client's guards as a flag plane carries them (None: none): set
+        #: by the client before a run starts (issue 98, docs/scaling.md).
+        self.guard_link: GuardLink | None = None
 
     @property
     def plane_role(self) -> str | None:
@@ -549,6 +554,7 @@ class Lifecycle:
                     lookups=None if gate is None else gate.lookups,
                     environment=run.evaluator.record_environment_id,
                     preload=preload,
+                    guards=self.guard_link,
                 )
                 run.supervisor = supervisor
                 inner.start_soon(supervisor.run)

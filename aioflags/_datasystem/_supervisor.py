@@ -88,6 +88,7 @@ if TYPE_CHECKING:
     )
     from ._datatypes import ChangeSet
     from ._mirror import EventMirror
+    from ._plane._guardlink import GuardLink
     from ._plane._member import PlaneMember
     from ._sources._saved import Preload, StateSaver
     from ._store import Store
@@ -223,6 +224,7 @@ class Supervisor:
     """Runs initializers, then synchronizers with failover, then maybe FDv1.
 
     Owned by the client, which starts ``supervisor.run`` in its run's task group.
+    ``guards``: the client's guards, which a flag plane carries (None: none).
     """
 
     def __init__(
@@ -237,6 +239,7 @@ class Supervisor:
         lookups: StoreLookups | None = None,
         environment: Callable[[str], None] | None = None,
         preload: Preload | None = None,
+        guards: GuardLink | None = None,
     ) -> None:
         self._system = system
         #: The saved state, read beside the client's start (None: read here).
@@ -274,7 +277,9 @@ class Supervisor:
                 self._adopt,
                 environment,
             )
-            self._plane = PlaneMember(system.plane, host, self._status, context, clock)
+            self._plane = PlaneMember(
+                system.plane, host, self._status, context, clock, guards
+            )
             self._environment = self._plane.named
         # The sources have applied data: the persistent store is not served any more.
         self._delivered = False

@@ -95,6 +95,7 @@ class Watch:
         "message",
         "needed",
         "next_look",
+        "others",
         "pinned",
         "released",
         "scope",
@@ -122,6 +123,9 @@ class Watch:
         self.arm_values = arm_values
         self.split_of = split_of
         self.counts = [Counts() for _ in arm_variations]
+        #: On a flag plane's leader: each follower's counts of this version
+        #: (by member), added to this process's own when it looks.
+        self.others: dict[str, list[Counts]] = {}
         #: The pin's result (control, reason GUARDED), or None.
         self.pinned: Result | None = None
         #: Released for this version: it keeps counting and never decides again.
@@ -166,10 +170,24 @@ class Watch:
             self.next_look = self.seen + LOOK_EVERY
             self.look()
 
+    def total(self, arm: int) -> Counts:
+        """Arm ``arm``'s counts: this process's, and its followers' on a plane."""
+        own = self.counts[arm]
+        if not self.others:
+            return own
+        summed = Counts()
+        summed.add(own)
+        for counts in self.others.values():
+            summed.add(counts[arm])
+        return summed
+
     # -------------------------------------------------------- the deciding
     def look(self) -> None:
-        """Test the counts: sample ratio first, then each metric; decide if strong."""
-        if self.released or self.state in ("alerted", "pinned"):
+        """Test the counts: sample ratio first, then each metric; decide if strong.
+
+        A follower on a flag plane never decides: its leader does.
+        """
+        if self.released or self.state in ("alerted", "pinned") or self.guard.follows:
             return
         config = self.guard.config
         treatments = [
@@ -184,7 +202,7 @@ class Watch:
                 continue
             # (the sample-ratio test takes the arms the rollout sends to)
             weighted = [
-                (self.counts[arm].requests, weight)
+                (self.total(arm).requests, weight)
                 for arm, weight in zip(split.arms, split.weights, strict=True)
                 if weight > 0
             ]
@@ -228,7 +246,7 @@ class Watch:
     def _test(
         self, metric: Metric, control: int, arm: int, alpha: float
     ) -> _stats.Evidence:
-        c, t = self.counts[control], self.counts[arm]
+        c, t = self.total(control), self.total(arm)
         if metric.name == "errors":
             return _stats.rate_evidence(
                 c.requests, c.errors, t.requests, t.errors, alpha
@@ -244,7 +262,7 @@ class Watch:
         )
 
     def _figures(self, metric: Metric, arm: int) -> str:
-        counts = self.counts[arm]
+        counts = self.total(arm)
         if metric.name == "errors":
             rate = counts.errors / counts.requests if counts.requests else 0.0
             return f"{counts.errors}/{counts.requests} errors ({rate:.2%})"
@@ -288,6 +306,36 @@ class Watch:
             self.state = "alerted"
         self.guard.tell("pinned" if pin else "alerted", self, metric.name, self.message)
 
+    def adopt(self, kind: str, variation: object, message: str) -> None:
+        """The plane's leader decided ``kind`` ("pinned", "alerted") for this version: so here.
+
+        ``variation``: the control's variation index it pins; ``message``:
+        the leader's. Told as a decision of this process's (status,
+        events); logged at INFO (the leader logged the WARNING).
+        """
+        if self.released or self.state in ("alerted", "pinned"):
+            return
+        if kind == "pinned":
+            if variation not in self.arm_variations:
+                return  # (not one of this version's arms: nothing to pin)
+            arm = self.arm_variations.index(variation)
+            self.pinned = Result(
+                self.arm_values[arm],
+                self.arm_variations[arm],
+                Reason({"kind": "GUARDED", "guard": self.guard.config.name}),
+                False,
+                own_cache(),
+            )
+            self.state = "pinned"
+        elif kind == "alerted":
+            self.state = "alerted"
+        else:
+            return
+        self.needed = 0
+        self.message = message
+        logger.info("%s (the flag plane's leader decided)", message)
+        self.guard.tell(kind, self, None, message)
+
     def release(self) -> bool:
         """Drop the pin (or the alert) of this version; it keeps counting, never decides again."""
         if self.released:
@@ -308,7 +356,8 @@ class Watch:
         """What ``client.guards.status`` says of it."""
         config = self.guard.config
         arms = []
-        for arm, counts in enumerate(self.counts):
+        for arm in range(len(self.counts)):
+            counts = self.total(arm)
             split = self.splits[self.split_of[arm]]
             arms.append(
                 ArmStatus(
@@ -362,6 +411,7 @@ class GuardRun:
         "_made",
         "config",
         "current",
+        "follows",
         "problem",
         "tell_guards",
         "var",
@@ -380,6 +430,8 @@ class GuardRun:
         self.tell_guards = tell
         #: The watch of the current version (None: none to watch).
         self.current: Watch | None = None
+        #: This process follows a flag plane's leader: it counts, never decides.
+        self.follows = False
         #: What is wrong with the version seen last ("" if nothing), and
         #: the state it puts the guard in (said once per version).
         self.problem: tuple[str, str] | None = None

@@ -33,12 +33,12 @@ from ._lock import PlaneUnusable, other_user
 from ._socket import transported
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator
+    from collections.abc import AsyncGenerator, Awaitable, Callable
 
     from anyio.abc import SocketStream
 
     from aioflags._core._clock import Clock
-    from aioflags._core._json import JSONValue
+    from aioflags._core._json import JSONObject, JSONValue
     from aioflags._core._settings import Settings
 
 __all__ = ["HELLO_ANSWER", "PLANE_SILENCE", "Following", "answers", "follow"]
@@ -59,6 +59,7 @@ class Following:
     """What one :func:`follow` saw: whether it reached a leader that took it, and when it last heard from it."""
 
     __slots__ = (
+        "answered",
         "applied",
         "applied_at",
         "beats",
@@ -67,6 +68,7 @@ class Following:
         "connected",
         "heard",
         "payloads",
+        "send",
         "started",
     )
 
@@ -74,6 +76,9 @@ class Following:
         self.started = now
         #: The leader answered its hello, and took it.
         self.connected = False
+        #: Set when it did: then :attr:`send` writes a line to the leader.
+        self.answered = anyio.Event()
+        self.send: Callable[[bytes], Awaitable[None]] | None = None
         #: It got a payload from the leader (not only a hello or a status).
         self.applied = False
         #: When it got the first (None: none yet), and how many it got.
@@ -130,12 +135,15 @@ async def follow(
     clock: Clock,
     following: Following,
     source: str | None = None,
+    decided: Callable[[JSONObject], None] | None = None,
 ) -> AsyncGenerator[Update, None]:
     """The leader's payloads and statuses as updates, until its socket closes.
 
     Ends at once when nothing listens at ``path`` (no leader yet).
     ``source``: this process's flag source in words, if not the SDK key's
-    (``Plane.source``).
+    (``Plane.source``). ``decided``: told the leader's guard decisions
+    (``guard-decisions``; ignored without it). Once the leader answers,
+    ``following.send`` writes to it (:func:`._guardlink.send_reports`).
 
     Raises:
         PlaneUnusable: something that is not a socket is at ``path``, or the
@@ -155,6 +163,8 @@ async def follow(
         _check_hello(path, wire.read_hello(line), environment, source)
         following.connected = True
         following.heard = clock.now()
+        following.send = stream.send
+        following.answered.set()
         builder = ChangeSetBuilder(
             max_changes=config.max_payload_changes, max_bytes=config.max_payload_bytes
         )
@@ -163,7 +173,7 @@ async def follow(
         while True:
             for text in lines.feed(pending):
                 if text and text != _HEARTBEAT:
-                    update = await _update(builder, text, clock, following)
+                    update = await _update(builder, text, clock, following, decided)
                     if update is not None:
                         if update.change_set is not None:
                             following.took(clock.now())
@@ -254,14 +264,28 @@ def _check_hello(
 
 
 async def _update(
-    builder: ChangeSetBuilder, text: str, clock: Clock, following: Following
+    builder: ChangeSetBuilder,
+    text: str,
+    clock: Clock,
+    following: Following,
+    decided: Callable[[JSONObject], None] | None,
 ) -> Update | None:
-    """One line of the leader's: a payload's end or a status as an update (None: neither)."""
+    """One line of the leader's: a payload's end or a status as an update (None: neither).
+
+    Guard decisions go to ``decided`` (None: dropped).
+    """
     item = await parse_json(text)
-    if type(item) is dict and item.get("event") == "plane-status":
-        data = item.get("data")
-        following.beats = type(data) is dict and data.get("heartbeat") is True
-        return _status(data, clock)
+    if type(item) is dict:
+        event = item.get("event")
+        if event == "plane-status":
+            data = item.get("data")
+            following.beats = type(data) is dict and data.get("heartbeat") is True
+            return _status(data, clock)
+        if event == "guard-decisions":
+            decisions = item.get("data")
+            if decided is not None and type(decisions) is dict:
+                decided(decisions)
+            return None
     change_set = _poll_event(builder, item, text)
     if change_set is None:
         return None

@@ -5,7 +5,12 @@ that names the same environment and wire version gets a hello, the
 leader's status and, once the leader has a whole data set, that data set;
 then every change set the leader applies and every status it reports, in
 order, as :mod:`._wire` writes them (each written once, the same bytes
-queued for every follower). A follower that stops reading has at most
+queued for every follower), and what the leader's guards decide (the
+latest, after the status, to a follower that connects too). A follower
+sends only its guards' reports (:mod:`._guardlink`), read by a task of
+its own beside its writer: a line that is not a JSON object, or longer
+than :data:`._wire.MAX_GUARD_LINE`, drops that follower (one WARNING a
+minute). A follower that stops reading has at most
 :data:`BEHIND_BYTES` of changes queued for it; past that it is
 disconnected, and reconnects to the whole data set. A full transfer
 replaces what was queued. Nothing a follower does reaches the leader's
@@ -23,8 +28,10 @@ import anyio
 from anyio.abc import SocketAttribute
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+from aioflags._core._exceptions import ProtocolError
 from aioflags._core._logname import client_logger
 from aioflags._datasystem._datatypes import IntentCode
+from aioflags._datasystem._sources._common import parse_json
 
 from . import _wire as wire
 from ._lock import PlaneUnusable, inherit_not, other_user, socket_at
@@ -38,6 +45,8 @@ if TYPE_CHECKING:
     from aioflags._core._clock import Clock
     from aioflags._datasystem._datatypes import ChangeSet, DataSourceStatus
     from aioflags._datasystem._mirror import EventMirror
+
+    from ._guardlink import SafeLink
 
 __all__ = ["BEHIND_BYTES", "STUCK_SECONDS", "PlaneServer"]
 
@@ -75,6 +84,7 @@ class _Outbox:
 
     __slots__ = (
         "_beat",
+        "_decisions",
         "_first",
         "_pieces",
         "_scope",
@@ -91,6 +101,7 @@ class _Outbox:
         self._pieces: deque[bytes] = deque()
         self._size = 0
         self._status: bytes | None = None
+        self._decisions: bytes | None = None
         self._beat = False
         self._wake = anyio.Event()
         self._scope = anyio.CancelScope()  # the pump's: a send stuck on it ends
@@ -115,6 +126,11 @@ class _Outbox:
     def put_status(self, data: bytes) -> None:
         """The leader's status now (it replaces one not sent yet)."""
         self._status = data
+        self._wake.set()
+
+    def put_decisions(self, data: bytes) -> None:
+        """The leader's guard decisions now (they replace those not sent yet)."""
+        self._decisions = data
         self._wake.set()
 
     def beat(self) -> None:
@@ -153,6 +169,10 @@ class _Outbox:
                 if status is not None and not self.over:
                     await stream.send(status)
                     sent = True
+                decisions, self._decisions = self._decisions, None
+                if decisions is not None and not self.over:
+                    await stream.send(decisions)
+                    sent = True
                 beat, self._beat = self._beat, False
                 if beat and not sent and not self.over:
                     await stream.send(wire.HEARTBEAT)
@@ -175,14 +195,17 @@ class PlaneServer:
     ``environment``: this process's (:func:`._wire.environment_of`);
     ``mirror``: the applied data as event texts; ``status``: the current
     data-source status; ``source``: its flag source in words, if not the
-    SDK key's (``Plane.source``). :meth:`publish` and :meth:`publish_status` are
-    synchronous and never block: they queue.
+    SDK key's (``Plane.source``); ``guards``: this process's guards (None:
+    none; followers' reports are read and dropped). :meth:`publish` and
+    :meth:`publish_status` are synchronous and never block: they queue.
     """
 
     __slots__ = (
+        "_decisions",
         "_environment",
         "_followers",
         "_full",
+        "_guards",
         "_mirror",
         "_now",
         "_path",
@@ -199,8 +222,12 @@ class PlaneServer:
         mirror: EventMirror,
         status: Callable[[], DataSourceStatus],
         source: str | None = None,
+        guards: SafeLink | None = None,
     ) -> None:
         self._path = path
+        self._guards = guards
+        #: The guards' decisions as last sent (None: none yet).
+        self._decisions: bytes | None = None
         self._environment = environment
         self._source = source
         self._mirror = mirror
@@ -232,6 +259,17 @@ class PlaneServer:
         data = wire.changes(change_set.intent, events, self._mirror.selector)
         for outbox in self._followers:
             outbox.put(data, full=full)
+
+    def decide(self) -> None:
+        """Send what the guards decide to every follower, if it changed."""
+        if self._guards is None:
+            return
+        line = self._guards.decisions_line()
+        if line is None or line == self._decisions:
+            return
+        self._decisions = line
+        for outbox in self._followers:
+            outbox.put_decisions(line)
 
     def publish_status(self, status: DataSourceStatus) -> None:
         """The leader's data-source status changed."""
@@ -279,10 +317,12 @@ class PlaneServer:
         async with anyio.create_task_group() as group:
             made = _inode(self._path)
             self._now = clock.now()
+            self.decide()
             group.start_soon(self._serve_on, listener, made, clock)
             while True:
                 await clock.sleep(_GUARD_SECONDS)
                 self._beat(clock.now())
+                self.decide()
                 now = _inode(self._path)
                 if made is not None and now == made:
                     continue
@@ -395,20 +435,20 @@ class PlaneServer:
             wire.hello(self._environment, source=self._source),
             full or b"",
             wire.status(self._status(), self.environment_id),
+            self._decisions or b"",
             now=self._now,
         )
         self._followers.add(outbox)
         try:
             async with anyio.create_task_group() as group:
 
-                async def closed() -> None:
-                    # It sends nothing after its hello: read until its end.
+                async def heard() -> None:
+                    # What it sends after its hello, until its end (or junk).
                     with contextlib.suppress(*wire.GONE):
-                        while True:
-                            await reader.receive()
+                        await self._read(reader)
                     group.cancel_scope.cancel()
 
-                group.start_soon(closed)
+                group.start_soon(heard)
                 await outbox.pump(stream)
                 group.cancel_scope.cancel()
             if outbox.over:
@@ -421,16 +461,65 @@ class PlaneServer:
         finally:
             self._followers.discard(outbox)
 
+    async def _read(self, reader: BufferedByteReceiveStream) -> None:
+        """A follower's lines after its hello, until it goes or sends junk (said).
+
+        A guard report goes to the guards, and what they decide then to
+        every follower; an event it does not know (a later version's) is
+        skipped.
+
+        Raises:
+            anyio.EndOfStream: the follower went (or another of :data:`._wire.GONE`).
+        """
+        while True:
+            try:
+                line = await reader.receive_until(b"\n", wire.MAX_GUARD_LINE)
+            except anyio.IncompleteRead:
+                return  # it went in the middle of a line
+            except anyio.DelimiterNotFound:
+                self._say_dropped(
+                    f"a line longer than {wire.MAX_GUARD_LINE // 1024} KiB"
+                )
+                return
+            try:
+                item = await parse_json(line)
+            except ProtocolError:
+                item = None
+            if type(item) is not dict or type(item.get("event")) is not str:
+                self._say_dropped("a line that is not a JSON event")
+                return
+            if item["event"] != "guard-report":
+                continue  # (a later version's event)
+            report = wire.read_guard_report(item)
+            if report is None:
+                self._say_dropped("a guard report without a member and counts")
+                return
+            if self._guards is not None:
+                self._guards.reported(*report)
+                self.decide()
+
+    def _say_dropped(self, what: str) -> None:
+        """A follower sent junk: it is disconnected (one line per cause a minute)."""
+        self._say(
+            what,
+            f"The flag plane's leader at {self._path} dropped a follower: it sent"
+            f" {what}",
+        )
+
     def _say_refused(self, why: str) -> None:
         """One line per cause of refusal per minute, never a traceback."""
-        cause = why.split(",")[0]
+        self._say(
+            why.split(",")[0],
+            f"The flag plane's leader at {self._path} refused a process: {why}",
+        )
+
+    def _say(self, cause: str, message: str) -> None:
+        """``message`` as a WARNING, unless ``cause`` was said in the last minute."""
         last = self._refused.get(cause)
         if last is not None and self._now - last < _QUIET_SECONDS:
             return
         self._refused[cause] = self._now
-        logger.warning(
-            "The flag plane's leader at %s refused a process: %s", self._path, why
-        )
+        logger.warning("%s", message)
 
 
 def _listened(path: str) -> bool:

@@ -6,7 +6,9 @@ followers while it leads (:mod:`._leader`), and otherwise applies the
 leader's updates (:mod:`._follower`). The supervisor lends it what it
 needs through :class:`PlaneHost` (its own upstream, the store's state, its
 status) and asks it only :meth:`PlaneMember.run` and
-:attr:`PlaneMember.role`.
+:attr:`PlaneMember.role`. The process's guards, if any, ride along
+(:mod:`._guardlink`): told each role, their counts sent up while it
+follows, and their decisions sent down while it leads.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from aioflags._datasystem._datatypes import ErrorInfo, ErrorKind, SourceState
 from aioflags._datasystem._mirror import EventMirror
 
 from ._follower import HELLO_ANSWER, PLANE_SILENCE, Following, answers, follow
+from ._guardlink import SafeLink, member_id, send_reports
 from ._lock import Lease, PlaneUnusable, try_lead
 from ._wire import environment_of
 
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     from aioflags._datasystem._mirror import Folding
 
     from ._config import Plane
+    from ._guardlink import GuardLink
     from ._leader import PlaneServer
 
 __all__ = ["SOLO_RETRY", "PlaneHost", "PlaneMember", "StatusBoard"]
@@ -123,7 +127,11 @@ class _Retry:
 
 @final
 class PlaneMember:
-    """Leads or follows on one plane for the supervisor that runs it (docs/scaling.md)."""
+    """Leads or follows on one plane for the supervisor that runs it (docs/scaling.md).
+
+    ``guards``: the process's guards (None: none), which the plane tells
+    its role and carries the counts and decisions of (:mod:`._guardlink`).
+    """
 
     def __init__(
         self,
@@ -132,8 +140,10 @@ class PlaneMember:
         board: StatusBoard,
         context: SourceContext,
         clock: Clock,
+        guards: GuardLink | None = None,
     ) -> None:
         self._plane = plane
+        self._guards = None if guards is None else SafeLink(guards, member_id())
         self._host = host
         self._board = board
         config = self._config = context.config
@@ -278,6 +288,7 @@ class PlaneMember:
             self._mirror,
             lambda: board.status,
             self._plane.source,
+            self._guards,
         )
         server.environment_id = self._environment_id
         listener = await server.listen()
@@ -327,6 +338,9 @@ class PlaneMember:
                 group.cancel_scope.cancel()
 
             group.start_soon(watch)
+            guards = self._guards
+            if guards is not None:
+                group.start_soon(send_reports, guards, following, clock)
             try:
                 updates = follow(
                     path,
@@ -335,6 +349,7 @@ class PlaneMember:
                     clock,
                     following,
                     self._plane.source,
+                    None if guards is None else guards.decided,
                 )
                 async with aclosing(updates):
                     async for update in updates:
@@ -450,6 +465,8 @@ class PlaneMember:
         if role == self.role:
             return
         self.role = role
+        if self._guards is not None:  # (off the plane, as solo: it decides)
+            self._guards.role(role)
         path = self._plane.path
         if role is None:
             logger.info("This process no longer uses the flag plane at %s", path)

@@ -19,6 +19,16 @@ nothing else to send for a while (at least once a second: a follower that
 hears nothing for three takes the leader for gone). A follower reads them
 with FDv2's own event code
 (:func:`aioflags._datasystem._payloads._poll_event`).
+
+Guards (issue 98) use the wire both ways, in the same one-line events:
+a follower sends ``{"event":"guard-report","data":{"member":ID,
+"counts":{...}}}``, its guards' cumulative counts (:func:`guard_report`),
+at most :data:`MAX_GUARD_LINE` bytes a line; the leader sends
+``{"event":"guard-decisions","data":{...}}``, what its guards decided
+for every follower (:func:`guard_decisions`). Both are opaque to the
+plane. A follower of an earlier version ignores ``guard-decisions`` (FDv2's
+event code skips an event it does not know), and a leader of an earlier
+version reads and drops what a follower sends: the version stays 1.
 """
 
 from __future__ import annotations
@@ -33,18 +43,24 @@ import anyio
 from aioflags._datasystem._datatypes import IntentCode, SourceState
 
 if TYPE_CHECKING:
+    from aioflags._core._json import JSONObject, JSONValue
     from aioflags._datasystem._datatypes import DataSourceStatus, Selector
 
 __all__ = [
     "GONE",
     "HEARTBEAT",
+    "MAX_GUARD_LINE",
     "MAX_HELLO",
+    "MAX_MEMBER",
     "VERSION",
     "Hello",
     "changes",
     "environment_of",
+    "guard_decisions",
+    "guard_report",
     "hello",
     "mismatch",
+    "read_guard_report",
     "read_hello",
     "status",
 ]
@@ -62,6 +78,11 @@ HEARTBEAT: Final = b'{"event":"heart-beat"}\n'
 VERSION: Final = 1
 #: The longest hello line either side reads, in bytes.
 MAX_HELLO: Final = 512
+#: The longest line a follower may send after its hello (a guard report),
+#: in bytes with its newline: a longer one drops the follower.
+MAX_GUARD_LINE: Final = 1024 * 1024
+#: The longest member id a guard report may name, in characters.
+MAX_MEMBER: Final = 200
 _MAGIC: Final = "aioflags-plane"
 _COMPACT: Final = (",", ":")
 
@@ -221,3 +242,47 @@ def status(current: DataSourceStatus, environment_id: str | None = None) -> byte
     return (
         json.dumps({"event": "plane-status", "data": data}, separators=_COMPACT) + "\n"
     ).encode()
+
+
+def guard_report(member: str, counts: JSONObject) -> bytes:
+    """A follower's ``guard-report`` line: its guards' cumulative ``counts``, as ``member``.
+
+    Raises:
+        TypeError: ``counts`` holds what JSON cannot say.
+        ValueError: the same (a number JSON has no spelling for, a cycle).
+    """
+    data = {"member": member, "counts": counts}
+    text = json.dumps(
+        {"event": "guard-report", "data": data},
+        separators=_COMPACT,
+        allow_nan=False,
+    )
+    return (text + "\n").encode()
+
+
+def guard_decisions(decisions: JSONObject) -> bytes:
+    """The leader's ``guard-decisions`` line: what every follower's guards apply.
+
+    Raises:
+        TypeError: ``decisions`` holds what JSON cannot say.
+        ValueError: the same (a number JSON has no spelling for, a cycle).
+    """
+    text = json.dumps(
+        {"event": "guard-decisions", "data": decisions},
+        separators=_COMPACT,
+        allow_nan=False,
+    )
+    return (text + "\n").encode()
+
+
+def read_guard_report(item: JSONValue) -> tuple[str, JSONObject] | None:
+    """A ``guard-report`` event's member and counts (None: not a well-formed one)."""
+    data = item.get("data") if type(item) is dict else None
+    if type(data) is not dict:
+        return None
+    member, counts = data.get("member"), data.get("counts")
+    if type(member) is not str or not 0 < len(member) <= MAX_MEMBER:
+        return None
+    if type(counts) is not dict:
+        return None
+    return member, counts
