@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from typing import TYPE_CHECKING, Any, Final
 
 from aioflags._evaluation._model import splits_of
@@ -408,6 +409,7 @@ class GuardRun:
 
     __slots__ = (
         "_checked",
+        "_lock",
         "_made",
         "config",
         "current",
@@ -439,6 +441,10 @@ class GuardRun:
         self._checked: int | None = None
         #: The last flag object shown and what it gave.
         self._made: tuple[object, tuple[Watch, dict[int, int]] | None] = (None, None)
+        #: Held while a flag object is checked (once per flag per snapshot,
+        #: never per evaluation): two threads of a blocking client making
+        #: the same head at once share one watch of the version.
+        self._lock = threading.Lock()
 
     def watch(
         self, flag: CompiledFlag | None
@@ -447,16 +453,20 @@ class GuardRun:
         made = self._made
         if made[0] is flag and flag is not None:
             return made[1]
-        try:
-            found = self._watch_of(flag)
-        except Exception:  # a bug here never reaches an evaluation or the data
-            logger.exception(
-                "Guard %r failed to read flag %r: it decides nothing",
-                self.config.name,
-                self.config.flag,
-            )
-            found = None
-        self._made = (flag, found)
+        with self._lock:
+            made = self._made  # (another thread may have checked it meanwhile)
+            if made[0] is flag and flag is not None:
+                return made[1]
+            try:
+                found = self._watch_of(flag)
+            except Exception:  # a bug here never reaches an evaluation or the data
+                logger.exception(
+                    "Guard %r failed to read flag %r: it decides nothing",
+                    self.config.name,
+                    self.config.flag,
+                )
+                found = None
+            self._made = (flag, found)
         return found
 
     def _refuse(self, version: int, state: str, message: str, level: int) -> None:

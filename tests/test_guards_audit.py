@@ -1,0 +1,184 @@
+"""A hostile pass over guarded rollouts (issue 98): the gaps found, each pinned by a test.
+
+Traffic is synthetic and seeded; time is the guards' fake clock; a pin
+comes from a treatment that fails every request, so it is decided at the
+first look once the low-traffic floor is lowered (the ``quick`` fixture:
+``_stats.MIN_PER_ARM``, 1,000 requests per arm, made 50).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import threading
+from typing import Any
+
+import anyio
+import pytest
+
+import aioflags
+from aioflags import Context, Guard
+from aioflags._datasystem._store import Store
+from aioflags._guards import _stats, _watch
+from aioflags._guards._watch import GuardRun
+from aioflags.guards import errors
+from aioflags.testing import FlagData, in_segment
+
+
+@pytest.fixture
+def quick(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A guard decides from 50 requests per arm (the floor is 1,000): tests stay fast."""
+    monkeypatch.setattr(_stats, "MIN_PER_ARM", 50)
+
+
+class Clock:
+    """The guards' clock: moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _rollout(data: FlagData, key: str = "f") -> None:
+    data.update(data.flag(key).boolean().fallthrough_rollout({True: 50, False: 50}))
+
+
+def _client(data: FlagData, *guards: Guard, **options: Any) -> aioflags.Client:
+    return aioflags.Client(
+        aioflags.Config(data_system=data.data_system(), guards=guards, **options)
+    )
+
+
+def _pin_guard(flag: str = "f") -> Guard:
+    return Guard(flag, control=False, metrics=[errors()], action="pin")
+
+
+async def _pin(client: aioflags.Client, key: str = "f") -> None:
+    """Requests whose treatment (True) always fails, until the guard on ``key`` pins."""
+    clock = Clock()
+    client.guards.clock = clock
+    for i in range(1000):
+        with contextlib.suppress(LookupError):
+            async with client.guards.request():
+                value = await client.bool_variation(key, Context.create(f"p{i}"), False)
+                clock.now += 0.01
+                if value:
+                    raise LookupError("the treatment failed")
+        if client.guards.status[key].state == "pinned":
+            return
+    raise AssertionError(f"the guard on {key!r} never pinned")
+
+
+# ------------------------------------------------------------------ G-hash
+
+
+def test_issue98_G_hash_a_guard_with_a_dict_or_list_control_hashes() -> None:
+    one = Guard("f", control={"theme": ["dark", {"contrast": True}]})
+    same = Guard("f", control={"theme": ["dark", {"contrast": True}]})
+    assert one == same and hash(one) == hash(same)
+    assert len({one, same, Guard("f", control=[1, 2])}) == 2
+    # Config holds guards and is hashable: it stays so.
+    config = aioflags.Config("sdk-key", guards=[one])
+    assert hash(config) == hash(aioflags.Config("sdk-key", guards=[same]))
+
+
+def test_issue98_G_hash_control_true_is_not_control_one() -> None:
+    # As JSON (and the guard, which serves another variation) sees them.
+    assert Guard("f", control=True) != Guard("f", control=1)
+    assert Guard("f", control=1) == Guard("f", control=1.0)
+    assert hash(Guard("f", control=1)) == hash(Guard("f", control=1.0))
+
+
+# --------------------------------------------------------------- G-threads
+
+
+@pytest.mark.slow  # (the fixed code waits out the barrier's timeout)
+@pytest.mark.asyncio
+async def test_issue98_G_threads_two_threads_making_a_head_share_one_watch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = FlagData()
+    _rollout(data)
+    async with _client(data, _pin_guard()) as client:
+        store = client._evaluator.store
+        assert isinstance(store, Store) and store.guarded is not None
+        flag = store.data.flag("f")
+    run = GuardRun(_pin_guard(), contextvars.ContextVar("scope", default=None), print)
+    # Both threads check the new flag at once: each, about to make the
+    # version's watch, waits for the other there. With the lock the second
+    # waits for the first instead, the barrier times out, and the second
+    # finds the first's watch.
+    barrier = threading.Barrier(2, timeout=1.0)
+    made = _watch.Watch
+
+    def meet(*args: Any) -> _watch.Watch:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait()
+        return made(*args)
+
+    monkeypatch.setattr(_watch, "Watch", meet)
+    got: list[Any] = []
+
+    def make() -> None:
+        watched = run.watch(flag)
+        assert watched is not None
+        got.append(watched[0])
+
+    async with anyio.create_task_group() as tg:  # (two worker threads)
+        for _ in range(2):
+            tg.start_soon(anyio.to_thread.run_sync, make)
+    assert len(got) == 2
+    assert got[0] is got[1] is run.current
+
+
+# --------------------------------------------------------------- G-careful
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("quick")
+async def test_issue98_G_careful_a_prerequisite_chain_sees_the_pin() -> None:
+    data = FlagData()
+    _rollout(data)
+    # "top" -> "mid" -> "f": a chain, so "top" is evaluated on the careful
+    # path, which walks "mid" and "f" with a state of its own.
+    data.update(data.flag("mid").boolean().prerequisite("f", True).fallthrough(True))
+    data.update(data.flag("top").boolean().prerequisite("mid", True).fallthrough(True))
+    async with _client(data, _pin_guard()) as client:
+        before = {
+            await client.bool_variation("top", Context.create(f"x{i}"), False)
+            for i in range(40)
+        }
+        assert before == {True, False}  # (the rollout reaches "top")
+        await _pin(client)
+        for i in range(40):
+            detail = await client.variation_detail("top", Context.create(f"x{i}"), None)
+            assert detail.value is False
+            assert detail.reason == {
+                "kind": "PREREQUISITE_FAILED",
+                "prerequisiteKey": "mid",
+            }
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("quick")
+async def test_issue98_G_careful_a_nested_segment_path_sees_the_pin() -> None:
+    data = FlagData()
+    _rollout(data)
+    # A segment that references a segment sends "top" to the careful path.
+    data.update(
+        data.segment("inner").included("nobody"),
+        data.segment("outer").rule(in_segment("inner")),
+    )
+    data.update(
+        data.flag("top")
+        .boolean()
+        .prerequisite("f", True)
+        .rule(in_segment("outer"), serve=False)
+        .fallthrough(True)
+    )
+    async with _client(data, _pin_guard()) as client:
+        await _pin(client)
+        for i in range(40):
+            assert not await client.bool_variation("top", Context.create(f"x{i}"), True)
