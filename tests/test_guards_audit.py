@@ -18,11 +18,14 @@ import pytest
 
 import aioflags
 from aioflags import Context, Guard
-from aioflags._datasystem._store import Store
+from aioflags._datasystem._store import Store, snapshot_from_data
+from aioflags._evaluation._results import Reason
 from aioflags._guards import _stats, _watch
 from aioflags._guards._watch import GuardRun
+from aioflags._testing._coverage import FlagCoverage
 from aioflags.guards import errors
 from aioflags.testing import FlagData, in_segment
+from tests.analytics import by_kind, flag, running
 
 
 @pytest.fixture
@@ -182,3 +185,128 @@ async def test_issue98_G_careful_a_nested_segment_path_sees_the_pin() -> None:
         await _pin(client)
         for i in range(40):
             assert not await client.bool_variation("top", Context.create(f"x{i}"), True)
+
+
+# ---------------------------------------------------------------- G-prereq
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("quick")
+async def test_issue98_G_prereq_a_pinned_result_reached_no_prerequisite() -> None:
+    data = FlagData()
+    data.update(data.flag("p").boolean().fallthrough(True))
+    data.update(
+        data.flag("f")
+        .boolean()
+        .prerequisite("p", True)
+        .fallthrough_rollout({True: 50, False: 50})
+    )
+    async with _client(data, _pin_guard()) as client:
+        state = await client.all_flags_state(Context.create("x"), with_reasons=True)
+        assert state.to_dict()["$flagsState"]["f"]["prerequisites"] == ["p"]
+        await _pin(client)
+        # The pin is served before the flag's code runs: no prerequisite
+        # was evaluated (as its analytics events say: none for "p").
+        state = await client.all_flags_state(Context.create("x"), with_reasons=True)
+        entry = state.to_dict()["$flagsState"]["f"]
+        assert entry["reason"] == {"kind": "GUARDED", "guard": "f"}
+        assert "prerequisites" not in entry
+
+
+@pytest.mark.asyncio
+async def test_issue98_G_prereq_reached_through_a_chain_the_arm_counts() -> None:
+    data = FlagData()
+    _rollout(data)
+    data.update(data.flag("mid").boolean().prerequisite("f", True).fallthrough(True))
+    data.update(data.flag("top").boolean().prerequisite("mid", True).fallthrough(True))
+    async with _client(data, _pin_guard()) as client:
+        client.guards.clock = Clock()
+        # Only "top" is evaluated: "f" is reached on the careful path, and
+        # its answer (which "top" then serves) is the request's arm, as on
+        # the plain path.
+        for i in range(40):
+            async with client.guards.request():
+                await client.bool_variation("top", Context.create(f"x{i}"), False)
+        arms = {arm.value: arm.requests for arm in client.guards.status["f"].arms}
+        assert sum(arms.values()) == 40 and min(arms.values()) > 0
+
+
+# ------------------------------------------------- G-events/coverage/usage
+
+_GUARDED = {"kind": "GUARDED", "guard": "f"}
+
+
+@pytest.mark.slow  # (a FlagServer, its events, a pin)
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("quick")
+async def test_issue98_G_events_a_pinned_evaluation_is_counted_as_control_with_its_reason() -> (
+    None
+):
+    rollout = {
+        "variations": [
+            {"variation": 0, "weight": 50000},
+            {"variation": 1, "weight": 50000},
+        ]
+    }
+    flags = {
+        "p": flag(),
+        "f": flag(
+            prerequisites=[{"key": "p", "variation": 0}],
+            fallthrough={"rollout": rollout},
+            trackEvents=True,
+        ),
+    }
+    async with running(flags, guards=[_pin_guard()]) as (server, client, _):
+        await _pin(client)
+        await client.flush()
+        server.clear_events()
+        before = client.usage().flags["f"]
+        for i in range(5):
+            detail = await client.variation_detail("f", Context.create(f"x{i}"), None)
+            assert (detail.value, detail.reason) == (False, _GUARDED)
+        await client.flush()
+        await server.wait_for_events(1, kind="summary")
+        events = by_kind(server.events)
+        feature = [e for e in events["feature"] if e["key"] == "f"]
+        assert len(feature) == 5
+        assert all(
+            (e["variation"], e["value"], e["reason"]) == (1, False, _GUARDED)
+            for e in feature
+        )
+        # The pin evaluated no prerequisite: no event says it did.
+        assert not [e for e in events["feature"] if e.get("prereqOf") == "f"]
+        (summary,) = events["summary"]
+        counters = summary["features"]["f"]["counters"]
+        assert [(c["variation"], c["value"], c["count"]) for c in counters] == [
+            (1, False, 5)
+        ]
+        assert "p" not in summary["features"]
+        # usage() counts them under the control variation's value.
+        after = client.usage().flags["f"]
+        served = {v.value: v.evaluations for v in after.variations}
+        was = {v.value: v.evaluations for v in before.variations}
+        assert served[False] - was.get(False, 0) == 5
+        assert served.get(True, 0) == was.get(True, 0)
+
+
+def test_issue98_G_coverage_a_pinned_evaluation_is_no_branch_of_the_flag() -> None:
+    data = FlagData()
+    _rollout(data)
+    snapshot = snapshot_from_data(dict(data.flags))
+    compiled = snapshot._data.flag("f")
+    assert compiled is not None
+    coverage = FlagCoverage()
+    coverage.learn(compiled)
+    pinned = aioflags.EvaluationDetail(
+        value=False, variation_index=1, reason=Reason(_GUARDED)
+    )
+    coverage.count("f", compiled, pinned)
+    rolled = aioflags.EvaluationDetail(
+        value=True, variation_index=0, reason=Reason({"kind": "FALLTHROUGH"})
+    )
+    coverage.count("f", compiled, rolled)
+    assert coverage.report()["flags"]["f"]["branches"] == {
+        "off": 0,
+        "fallthrough:0": 1,
+        "fallthrough:1": 0,
+    }
