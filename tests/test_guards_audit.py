@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
+import random
 import threading
 from typing import Any
 
@@ -310,3 +312,84 @@ def test_issue98_G_coverage_a_pinned_evaluation_is_no_branch_of_the_flag() -> No
         "fallthrough:0": 1,
         "fallthrough:1": 0,
     }
+
+
+# ------------------------------------------------------------- attribution
+
+#: The base error rate of every request, and the faulty treatment's extra.
+_BASE, _FAULT = 0.01, 0.15
+
+
+async def _two_flags(
+    client: aioflags.Client, seed: int, count: int, *, stop: bool = True
+) -> None:
+    """``count`` requests evaluating "a" then "b"; "a"'s treatment (True) is faulty.
+
+    Ends ``count`` requests after "a" is pinned if ``stop``.
+    """
+    clock = Clock()
+    client.guards.clock = clock
+    rng = random.Random(seed)
+    left = count
+    for i in range(20_000):
+        with contextlib.suppress(LookupError):
+            async with client.guards.request():
+                user = Context.create(f"s{seed}-u{i}")
+                a = await client.bool_variation("a", user, False)
+                await client.bool_variation("b", user, False)
+                clock.now += 0.01
+                if rng.random() < _BASE + (_FAULT if a else 0.0):
+                    raise LookupError("failed")
+        if stop and client.guards.status["a"].state == "pinned":
+            left -= 1
+            if left == 0:
+                return
+        elif not stop and i >= count:
+            return
+
+
+def _attribution_data(seed: int | None) -> FlagData:
+    data = FlagData()
+    for key in ("a", "b"):
+        data.update(
+            data.flag(key)
+            .boolean()
+            .fallthrough_rollout({True: 50, False: 50}, seed=seed)
+        )
+    return data
+
+
+@pytest.mark.slow  # (several thousand requests a seed)
+@pytest.mark.asyncio
+@pytest.mark.parametrize("seed", range(10))
+async def test_issue98_attribution_independent_bucketing_pins_the_faulty_flag_only(
+    seed: int,
+) -> None:
+    # Bucketed by flag key: "a"'s faulty requests fall evenly on "b"'s arms.
+    data = _attribution_data(None)
+    guards = [_pin_guard("a"), _pin_guard("b")]
+    async with _client(data, *guards) as client:
+        await _two_flags(client, seed, 500)
+        status = client.guards.status
+        assert status["a"].state == "pinned"
+        assert status["b"].state == "collecting", status["b"].message
+
+
+@pytest.mark.slow  # (several thousand requests)
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("quick")
+async def test_issue98_attribution_correlated_bucketing_cannot_tell_and_pins_neither(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The same rollout seed: "a"'s treatment requests are "b"'s treatment's.
+    data = _attribution_data(42)
+    guards = [_pin_guard("a"), _pin_guard("b")]
+    with caplog.at_level(logging.WARNING, logger="aioflags.guards"):
+        async with _client(data, *guards) as client:
+            await _two_flags(client, 1, 4000, stop=False)
+            status = client.guards.status
+    for name, other in (("a", "b"), ("b", "a")):
+        assert status[name].state == "cannot tell"
+        assert f"cannot tell from {other!r}" in status[name].message
+        said = [r for r in caplog.records if f"Guard {name!r}" in r.getMessage()]
+        assert len(said) == 1 and said[0].levelno == logging.WARNING

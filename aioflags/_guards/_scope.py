@@ -153,6 +153,13 @@ class Scope:
                 watch.record(arm, error, log_seconds, metrics)
             except Exception:  # noqa: BLE001, PERF203 - logged once per guard
                 guards.failure(watch.guard.config.name)
+        if len(arms) > 1:  # (attribution: only requests two guards share)
+            from ._watch import record_joint  # (loaded: a watch exists)
+
+            try:
+                record_joint(arms)
+            except Exception:  # noqa: BLE001 - logged once
+                guards.failure("the shared requests")
 
 
 @final

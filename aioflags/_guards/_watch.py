@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from ._config import Guard, Metric
 
-__all__ = ["LOOK_EVERY", "GuardRun", "Watch"]
+__all__ = ["LOOK_EVERY", "GuardRun", "Watch", "record_joint"]
 
 logger = logging.getLogger("aioflags.guards")
 
@@ -93,6 +93,7 @@ class Watch:
         "counts",
         "evidence",
         "guard",
+        "joint",
         "message",
         "needed",
         "next_look",
@@ -127,6 +128,9 @@ class Watch:
         #: On a flag plane's leader: each follower's counts of this version
         #: (by member), added to this process's own when it looks.
         self.others: dict[str, list[Counts]] = {}
+        #: The requests this version shared with another guard's watch, by
+        #: that guard: (its watch, requests by this arm then its arm).
+        self.joint: dict[GuardRun, tuple[Watch, list[list[int]]]] = {}
         #: The pin's result (control, reason GUARDED), or None.
         self.pinned: Result | None = None
         #: Released for this version: it keeps counting and never decides again.
@@ -237,12 +241,57 @@ class Watch:
                 seen.append((metric.name, self.arm_variations[arm], evidence))
                 if evidence.decided:
                     self.evidence = seen
+                    other = self._confounded(control, arm, config.alpha)
+                    if other is not None:
+                        self._cannot_tell(other, metric)
+                        return
                     self._decide(metric, control, arm, evidence.value, each)
                     return
                 needed = max(needed, evidence.needed)
         self.evidence = seen
         self.state = "collecting"
         self.needed = needed
+
+    def _confounded(self, control: int, arm: int, alpha: float) -> str | None:
+        """The guard whose arms coincide with this treatment's beyond chance, or None.
+
+        Two guarded flags that share requests, bucketed independently (other
+        keys or salts), spread each other's requests evenly over their arms:
+        a fault in one shows in its own test only. Bucketed alike (the same
+        rollout seed, ``bucketBy``), a treatment's requests are the other
+        flag's treatment's too, and neither test can tell whose variation did
+        the harm. That shows in the shared requests: the share of each of the
+        other's arms among this treatment's requests differs from its share
+        among control's (two-sided, ``alpha`` split over the other's arms).
+        """
+        for run, (other, table) in self.joint.items():
+            if other is not run.current:
+                continue  # (its version changed: those requests are not its now)
+            mine, theirs = table[arm], table[control]
+            n_t, n_c = sum(mine), sum(theirs)
+            each = _stats.split_alpha(alpha, 2 * len(other.counts))
+            for at in range(len(other.counts)):
+                x_t, x_c = mine[at], theirs[at]
+                if (
+                    _stats.rate_evidence(n_c, x_c, n_t, x_t, each).decided
+                    or _stats.rate_evidence(n_t, x_t, n_c, x_c, each).decided
+                ):
+                    return run.config.name
+        return None
+
+    def _cannot_tell(self, other: str, metric: Metric) -> None:
+        if self.state != "cannot tell":
+            config = self.guard.config
+            self.message = (
+                f"Guard {config.name!r}: flag {config.flag!r} version"
+                f" {self.version}, metric {metric.name!r}: cannot tell from"
+                f" {other!r}: their rollouts put the same requests in the same"
+                " arms (the same seed or bucketBy), so the harm may be either"
+                " flag's; it decides nothing (bucket them independently, or"
+                " roll one out at a time)"
+            )
+            logger.warning("%s", self.message)
+        self.state = "cannot tell"
 
     def _test(
         self, metric: Metric, control: int, arm: int, alpha: float
@@ -398,6 +447,22 @@ class Watch:
             ),
             message=self.message,
         )
+
+
+def record_joint(arms: Mapping[Watch, int]) -> None:
+    """One request that two guarded flags or more served: each pair's arms counted together."""
+    for watch, arm in arms.items():
+        joint = watch.joint
+        for other, at in arms.items():
+            if other is watch:
+                continue
+            kept = joint.get(other.guard)
+            if kept is None or kept[0] is not other:  # (new, or a new version)
+                table = [[0] * len(other.counts) for _ in watch.counts]
+                joint[other.guard] = (other, table)
+            else:
+                table = kept[1]
+            table[arm][at] += 1
 
 
 class GuardRun:
