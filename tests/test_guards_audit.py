@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 import logging
 import random
 import threading
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -25,7 +27,7 @@ from aioflags._evaluation._results import Reason
 from aioflags._guards import _stats, _watch
 from aioflags._guards._watch import GuardRun
 from aioflags._testing._coverage import FlagCoverage
-from aioflags.guards import errors
+from aioflags.guards import errors, metric
 from aioflags.testing import FlagData, in_segment
 from tests.analytics import by_kind, flag, running
 
@@ -393,3 +395,81 @@ async def test_issue98_attribution_correlated_bucketing_cannot_tell_and_pins_nei
         assert f"cannot tell from {other!r}" in status[name].message
         said = [r for r in caplog.records if f"Guard {name!r}" in r.getMessage()]
         assert len(said) == 1 and said[0].levelno == logging.WARNING
+
+
+# ------------------------------------------------------ hostile inputs (GA)
+
+
+async def _failing_treatment(
+    client: aioflags.Client, count: int, *, send: float | None = None
+) -> None:
+    """``count`` requests of "f"; a truthy answer fails; ``send``: metric "m" sent in each."""
+    client.guards.clock = Clock()
+    for i in range(count):
+        with contextlib.suppress(LookupError):
+            async with client.guards.request():
+                user = Context.create(f"u{i}")
+                value = await client.variation("f", user, None)
+                if send is not None:
+                    client.track("m", user, metric_value=send)
+                if value:
+                    raise LookupError("the treatment failed")
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("quick")
+async def test_issue98_GA1_control_served_by_a_second_variation_of_its_value_is_control(
+    tmp_path: Path,
+) -> None:
+    # Variations [False, True, False]; the rollout serves True and the
+    # second False. The second False is control as much as the first.
+    rollout = [{"variation": 1, "weight": 50000}, {"variation": 2, "weight": 50000}]
+    flags = {
+        "f": {
+            "key": "f",
+            "version": 1,
+            "on": True,
+            "variations": [False, True, False],
+            "offVariation": 0,
+            "fallthrough": {"rollout": {"variations": rollout}},
+            "salt": "s",
+        }
+    }
+    path = tmp_path / "flags.json"
+    path.write_text(json.dumps({"flags": flags}))
+    config = aioflags.Config(
+        data_system=aioflags.DataSystem.file(str(path)), guards=[_pin_guard()]
+    )
+    async with aioflags.Client(config) as client:
+        await _failing_treatment(client, 400)
+        status = client.guards.status["f"]
+        assert [(arm.variation, arm.control) for arm in status.arms] == [
+            (1, False),
+            (2, True),
+        ]
+        assert status.state == "pinned"
+        detail = await client.variation_detail("f", Context.create("x"), None)
+        assert (detail.value, detail.reason) == (False, _GUARDED)
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("quick")
+async def test_issue98_GA2_a_huge_metric_value_does_not_silence_the_guard(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    data = FlagData()
+    _rollout(data)
+    # The app metric is tested first; its values' squares overflow a float.
+    guard = Guard(
+        "f",
+        control=False,
+        metrics=[metric("m", worse="higher"), errors()],
+        action="pin",
+    )
+    with caplog.at_level(logging.WARNING, logger="aioflags.guards"):
+        async with _client(data, guard) as client:
+            await _failing_treatment(client, 400, send=1e200)
+            assert client.guards.status["f"].state == "pinned"
+    said = [r.getMessage() for r in caplog.records if "too large" in r.getMessage()]
+    assert len(said) == 1 and "'m'" in said[0]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

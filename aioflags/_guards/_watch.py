@@ -98,6 +98,7 @@ class Watch:
         "needed",
         "next_look",
         "others",
+        "overflowed",
         "pinned",
         "released",
         "scope",
@@ -143,6 +144,8 @@ class Watch:
         #: test's Evidence), made into MetricEvidence by :meth:`status` only.
         self.evidence: list[tuple[str, int, _stats.Evidence]] = []
         self.message = ""
+        #: The app metrics whose sums overflowed (said once, then not tested).
+        self.overflowed: set[str] = set()
 
     # ------------------------------------------------------- the recording
     def record(
@@ -307,6 +310,21 @@ class Watch:
             )
         n_c, s_c, q_c = c.metric(metric.name)
         n_t, s_t, q_t = t.metric(metric.name)
+        if not math.isfinite(s_c + q_c + s_t + q_t):
+            # Finite values whose sums overflow (1e200 squared): not tested,
+            # said once per version; the other metrics go on.
+            if metric.name not in self.overflowed:
+                self.overflowed.add(metric.name)
+                logger.warning(
+                    "Guard %r: metric %r: its values are too large to sum"
+                    " (their squares overflow a float): it is not tested for flag %r version %s"
+                    " (send it in smaller units)",
+                    self.guard.config.name,
+                    metric.name,
+                    self.guard.config.flag,
+                    self.version,
+                )
+            return _stats.Evidence(value=1.0, decided=False, needed=0)
         return _stats.mean_evidence(
             n_c, s_c, q_c, n_t, s_t, q_t, alpha, worse=metric.worse
         )
@@ -556,10 +574,11 @@ class GuardRun:
             )
             return None
         variations = flag.variations
-        control = next(
-            (i for i, value in enumerate(variations) if _same(value, config.control)),
-            None,
-        )
+        # (a variation's value may be control's twice: either is control)
+        controls = {
+            i for i, value in enumerate(variations) if _same(value, config.control)
+        }
+        control = min(controls, default=None)
         if control is None:
             self._refuse(
                 flag.version,
@@ -589,9 +608,10 @@ class GuardRun:
                 index = result.variation_index
                 if index is None:
                     continue
-                arm = by_variation.get(index)
+                key = control if index in controls else index
+                arm = by_variation.get(key)
                 if arm is None:
-                    arm = by_variation[index] = len(arm_variations)
+                    arm = by_variation[key] = len(arm_variations)
                     arm_variations.append(index)
                     arm_values.append(variations[index])
                     split_of.append(len(splits))
