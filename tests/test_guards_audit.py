@@ -473,3 +473,43 @@ async def test_issue98_GA2_a_huge_metric_value_does_not_silence_the_guard(
     said = [r.getMessage() for r in caplog.records if "too large" in r.getMessage()]
     assert len(said) == 1 and "'m'" in said[0]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.slow  # (the fixed code waits out the barrier's timeout)
+@pytest.mark.asyncio
+async def test_issue98_GA3_two_threads_looking_at_once_decide_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = FlagData()
+    _rollout(data)
+    async with _client(data, _pin_guard()) as client:
+        told: list[str] = []
+        client.guards.add_handler(lambda event: told.append(event.kind))
+        store = client._evaluator.store
+        assert isinstance(store, Store) and store.guarded is not None
+        run = store.guarded["f"]
+        assert isinstance(run, GuardRun)
+        watch = run.current
+        assert watch is not None
+        # Counts that decide: the treatment (True) failed half its requests.
+        for arm in watch.counts:
+            arm.requests = 2000
+        treatment = watch.arm_values.index(True)
+        watch.counts[treatment].errors = 1000
+        # Two threads of a blocking client reach a look at once: each waits
+        # for the other inside its test. Fixed, the second skips its look,
+        # the barrier times out, and the first decides alone.
+        barrier = threading.Barrier(2, timeout=1.0)
+        test = _stats.rate_evidence
+
+        def meet(*args: Any) -> _stats.Evidence:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait()
+            return test(*args)
+
+        monkeypatch.setattr(_stats, "rate_evidence", meet)
+        async with anyio.create_task_group() as tg:
+            for _ in range(2):
+                tg.start_soon(anyio.to_thread.run_sync, watch.look)
+        assert told == ["pinned"]
+        assert client.guards.status["f"].state == "pinned"

@@ -146,6 +146,13 @@ class Scope:
         except Exception:  # noqa: BLE001 - a failing clock: the outcome is lost, said once
             guards.failure("the clock")
             return
+        if len(arms) > 1:  # (attribution: only requests two guards share)
+            from ._watch import record_joint  # (loaded: a watch exists)
+
+            try:  # (before the arms: a look they make sees this request's pair)
+                record_joint(arms)
+            except Exception:  # noqa: BLE001 - logged once
+                guards.failure("the shared requests")
         metrics = self.metrics
         for watch, arm in arms.items():
             # (one try per guard, so that one failing spares the others)
@@ -153,13 +160,6 @@ class Scope:
                 watch.record(arm, error, log_seconds, metrics)
             except Exception:  # noqa: BLE001, PERF203 - logged once per guard
                 guards.failure(watch.guard.config.name)
-        if len(arms) > 1:  # (attribution: only requests two guards share)
-            from ._watch import record_joint  # (loaded: a watch exists)
-
-            try:
-                record_joint(arms)
-            except Exception:  # noqa: BLE001 - logged once
-                guards.failure("the shared requests")
 
 
 @final

@@ -94,6 +94,7 @@ class Watch:
         "evidence",
         "guard",
         "joint",
+        "looking",
         "message",
         "needed",
         "next_look",
@@ -146,6 +147,11 @@ class Watch:
         self.message = ""
         #: The app metrics whose sums overflowed (said once, then not tested).
         self.overflowed: set[str] = set()
+        #: Held while it looks or releases: two threads of a blocking client
+        #: reaching a look at once make one decision (the other skips its
+        #: look), and a release is not undone by a look under way. Reentrant:
+        #: a handler told of the decision may release it.
+        self.looking = threading.RLock()
 
     # ------------------------------------------------------- the recording
     def record(
@@ -193,8 +199,19 @@ class Watch:
     def look(self) -> None:
         """Test the counts: sample ratio first, then each metric; decide if strong.
 
-        A follower on a flag plane never decides: its leader does.
+        A follower on a flag plane never decides: its leader does. A look
+        already under way on another thread: this one is skipped (the next
+        comes :data:`LOOK_EVERY` requests later).
         """
+        looking = self.looking
+        if not looking.acquire(blocking=False):
+            return
+        try:
+            self._look()
+        finally:
+            looking.release()
+
+    def _look(self) -> None:
         if self.released or self.state in ("alerted", "pinned") or self.guard.follows:
             return
         config = self.guard.config
@@ -273,11 +290,12 @@ class Watch:
             mine, theirs = table[arm], table[control]
             n_t, n_c = sum(mine), sum(theirs)
             each = _stats.split_alpha(alpha, 2 * len(other.counts))
+            strong = 1.0 / each  # (no low-traffic floor: refusing is the safe side)
             for at in range(len(other.counts)):
                 x_t, x_c = mine[at], theirs[at]
                 if (
-                    _stats.rate_evidence(n_c, x_c, n_t, x_t, each).decided
-                    or _stats.rate_evidence(n_t, x_t, n_c, x_c, each).decided
+                    _stats.rate_evidence(n_c, x_c, n_t, x_t, each).value >= strong
+                    or _stats.rate_evidence(n_t, x_t, n_c, x_c, each).value >= strong
                 ):
                     return run.config.name
         return None
@@ -406,6 +424,10 @@ class Watch:
 
     def release(self) -> bool:
         """Drop the pin (or the alert) of this version; it keeps counting, never decides again."""
+        with self.looking:
+            return self._release()
+
+    def _release(self) -> bool:
         if self.released:
             return False
         self.released = True
