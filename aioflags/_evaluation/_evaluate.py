@@ -217,12 +217,11 @@ def _guarded_code(walk: _Walks, key: str, flag: CompiledFlag) -> Code:
     """
     code = flag.code
     guarded = walk.guarded
-    if guarded is not None:
-        guard = guarded.get(key)
-        if guard is not None:
-            head = guarded_head(guard, flag, code)
-            if type(head) is Code:
-                return head
+    guard = None if guarded is None else guarded.get(key)
+    if guard is not None:
+        head = guarded_head(guard, flag, code)
+        if type(head) is Code:
+            return head
     return code
 
 
@@ -273,7 +272,9 @@ def _prerequisites_failed(
                     if pflag.prerequisites:
                         # (Matcher._needs_state sends its flag to the careful path)
                         raise AssertionError(f"a prerequisite chain at {key!r}")
-                    code = _guarded_code(walk, key, pflag)
+                    code = pflag.code
+                    if walk.guarded is not None:  # (a guard's pin, its arm)
+                        code = _guarded_code(walk, key, pflag)
                     run = code.run
                     result = run(code.operands, ctx, st)
                 else:
@@ -283,7 +284,9 @@ def _prerequisites_failed(
                             f"levels at {key!r}"
                         )
                     chain.append(key)
-                    code = _guarded_code(walk, key, pflag)
+                    code = pflag.code
+                    if walk.guarded is not None:  # (a guard's pin, its arm)
+                        code = _guarded_code(walk, key, pflag)
                     run = code.run
                     result = run(code.operands, ctx, st)
                     chain.pop()
