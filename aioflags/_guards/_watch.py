@@ -284,7 +284,8 @@ class Watch:
         other's arms among this treatment's requests differs from its share
         among control's (two-sided, ``alpha`` split over the other's arms).
         """
-        for run, (other, table) in self.joint.items():
+        # (a copy: another thread of a blocking client may add a guard to it)
+        for run, (other, table) in tuple(self.joint.items()):
             if other is not run.current:
                 continue  # (its version changed: those requests are not its now)
             mine, theirs = table[arm], table[control]
@@ -463,8 +464,10 @@ class Watch:
                     latency=(
                         math.exp(counts.log_s / counts.log_n) if counts.log_n else None
                     ),
-                    metrics={
-                        name: s / n for name, (n, s, _) in counts.metrics.items() if n
+                    metrics={  # (a copy: a thread may be adding a metric)
+                        name: s / n
+                        for name, (n, s, _) in tuple(counts.metrics.items())
+                        if n
                     },
                 )
             )
