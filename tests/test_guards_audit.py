@@ -513,3 +513,20 @@ async def test_issue98_GA3_two_threads_looking_at_once_decide_once(
                 tg.start_soon(anyio.to_thread.run_sync, watch.look)
         assert told == ["pinned"]
         assert client.guards.status["f"].state == "pinned"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("weights", [{True: 100, False: 0}, {True: 0, False: 100}])
+async def test_issue98_GA4_a_rollout_with_nothing_to_compare_says_so_and_needs_nothing(
+    weights: dict[bool, int],
+) -> None:
+    # One variation at 100 %: no traffic will ever let the guard compare,
+    # so it must not say it needs 1,000 more requests per arm.
+    data = FlagData()
+    data.update(data.flag("f").boolean().fallthrough_rollout(weights))
+    async with _client(data, _pin_guard()) as client:
+        await _failing_treatment(client, 200)
+        status = client.guards.status["f"]
+        assert status.state == "collecting"
+        assert status.needed is None
+        assert "nothing to compare" in status.message

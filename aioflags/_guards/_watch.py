@@ -215,10 +215,12 @@ class Watch:
         if self.released or self.state in ("alerted", "pinned") or self.guard.follows:
             return
         config = self.guard.config
+        # (a split whose weights give control nothing has nothing to compare)
         treatments = [
             (split, arm)
             for split in self.splits
             if split.control is not None
+            and (not split.known or split.weights[split.arms.index(split.control)] > 0)
             for arm, weight in zip(split.arms, split.weights, strict=True)
             if arm != split.control and weight > 0
         ]
@@ -249,6 +251,13 @@ class Watch:
                 return
         if not treatments:  # (no treatment beside control: nothing to compare)
             self.state = "collecting"
+            self.needed = None
+            self.message = (
+                f"Guard {config.name!r}: flag {config.flag!r} version"
+                f" {self.version}: its rollout sends no requests to both control"
+                f" ({config.control!r}) and another variation: nothing to compare,"
+                " it decides nothing (a weight of 0, or one variation at 100 %)"
+            )
             return
         each = _stats.split_alpha(config.alpha, len(config.metrics) * len(treatments))
         seen: list[tuple[str, int, _stats.Evidence]] = []
