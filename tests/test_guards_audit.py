@@ -530,3 +530,26 @@ async def test_issue98_GA4_a_rollout_with_nothing_to_compare_says_so_and_needs_n
         assert status.state == "collecting"
         assert status.needed is None
         assert "nothing to compare" in status.message
+
+
+@pytest.mark.asyncio
+async def test_issue98_GA5_a_scope_left_in_another_task_does_not_swallow_the_next_ones() -> (
+    None
+):
+    data = FlagData()
+    _rollout(data)
+    async with _client(data, _pin_guard()) as client:
+        client.guards.clock = Clock()
+        scope = client.guards.request()
+        await scope.__aenter__()
+        await client.variation("f", Context.create("first"), None)
+        async with anyio.create_task_group() as tg:  # (left in another task)
+            tg.start_soon(scope.__aexit__, None, None, None)
+        # This task's later requests each count, as if no scope were open.
+        for i in range(10):
+            async with client.guards.request():
+                await client.variation("f", Context.create(f"u{i}"), None)
+            with client.guards.request():
+                await client.variation("f", Context.create(f"w{i}"), None)
+        arms = client.guards.status["f"].arms
+        assert sum(arm.requests for arm in arms) == 21

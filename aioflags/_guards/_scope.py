@@ -71,7 +71,9 @@ class Scope:
     # a scope inside another does nothing: the outer one counts)
     def __enter__(self) -> Scope:
         guards = self._guards
-        if guards is not None and guards.var.get() is None:
+        if guards is not None and (
+            (outer := guards.var.get()) is None or outer._token is None
+        ):  # (no scope open here, or one left already: in another task)
             self._token = guards.var.set(self)
             self._start = guards.clock()
         return self
@@ -89,7 +91,9 @@ class Scope:
 
     async def __aenter__(self) -> Scope:
         guards = self._guards
-        if guards is not None and guards.var.get() is None:
+        if guards is not None and (
+            (outer := guards.var.get()) is None or outer._token is None
+        ):  # (no scope open here, or one left already: in another task)
             self._token = guards.var.set(self)
             self._start = guards.clock()
         return self
