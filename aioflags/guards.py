@@ -21,6 +21,18 @@ and, with ``action="pin"``, serves ``control`` with reason
     async with client.guards.request():
         ...  # one request's work
 
+A request's arm is what the guarded flag's randomized assignment served
+it first in the scope, whether the app evaluated the flag or another
+flag reached it as a prerequisite (the request was served its variation
+indirectly: its outcome depends on it), on every evaluation path. A
+pinned evaluation is what it is everywhere: analytics events count the
+control variation with the reason ``GUARDED`` (in detail events), and no
+prerequisite of the flag (the pin is served before the flag's rules
+run); ``client.usage()`` counts it under control's value; all-flags
+state lists no prerequisite for it; flag coverage counts it under no
+branch (docs/testing.md). A flag with the pinned flag as a prerequisite
+sees control, whichever path evaluates it.
+
 Added in version 0.2.0.
 """
 

@@ -26,6 +26,8 @@ OWN_FIGURES = {
     "bench_guards.py": ("alarms",),
     # (what a guard costs, against aioflags without one)
     "bench_guard_cost.py": ("instructions",),
+    # (attribution between two guarded flags, through the client)
+    "bench_guard_attribution.py": ("pinned",),
     # (aioflags' provider, step by step: nothing to compare with)
     "bench_of_provider_split.py": ("per provider call",),
 }

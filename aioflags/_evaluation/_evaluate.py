@@ -204,6 +204,25 @@ class _Walks(Protocol):
     def ledger(self) -> Ledger | None: ...
     @property
     def detail(self) -> bool: ...
+    @property
+    def guarded(self) -> Mapping[str, Guarded] | None: ...
+
+
+def _guarded_code(walk: _Walks, key: str, flag: CompiledFlag) -> Code:
+    """What the prerequisite walk runs of non-constant ``flag``: its code, or its guarded head.
+
+    A guarded prerequisite is evaluated as its head is, whichever path
+    reaches it: a pin serves control, and a randomized answer notes the
+    request's arm (:func:`~._guarded.guarded_run`, with the walk's state).
+    """
+    code = flag.code
+    guarded = walk.guarded
+    guard = None if guarded is None else guarded.get(key)
+    if guard is not None:
+        head = guarded_head(guard, flag, code)
+        if type(head) is Code:
+            return head
+    return code
 
 
 def _prerequisites_failed(
@@ -254,6 +273,8 @@ def _prerequisites_failed(
                         # (Matcher._needs_state sends its flag to the careful path)
                         raise AssertionError(f"a prerequisite chain at {key!r}")
                     code = pflag.code
+                    if walk.guarded is not None:  # (a guard's pin, its arm)
+                        code = _guarded_code(walk, key, pflag)
                     run = code.run
                     result = run(code.operands, ctx, st)
                 else:
@@ -264,6 +285,8 @@ def _prerequisites_failed(
                         )
                     chain.append(key)
                     code = pflag.code
+                    if walk.guarded is not None:  # (a guard's pin, its arm)
+                        code = _guarded_code(walk, key, pflag)
                     run = code.run
                     result = run(code.operands, ctx, st)
                     chain.pop()
@@ -589,6 +612,7 @@ class Recording:
         "big_segments",
         "detail",
         "flags",
+        "guarded",
         "heads",
         "hot",
         "hot_segments",
@@ -617,6 +641,8 @@ class Recording:
         self.segments: Mapping[str, CompiledSegment] = matcher.segments
         self.hot_segments: dict[str, CompiledSegment] = matcher.hot_segments
         self.big_segments: MembershipSource | None = matcher.big_segments
+        #: The client's guards by flag key (the prerequisite walk's, as the matcher's).
+        self.guarded: Mapping[str, Guarded] | None = matcher.guarded
         #: Where each prerequisite evaluation is counted, and whether for
         #: a ``*_detail`` method (its events carry the reason).
         self.ledger: Ledger = ledger
@@ -694,6 +720,7 @@ class _State:
         "chain",
         "detail",
         "flags",
+        "guarded",
         "hot",
         "hot_segments",
         "ledger",
@@ -720,6 +747,9 @@ class _State:
         self.segments = matcher.segments
         self.hot_segments = matcher.hot_segments
         self.big_segments = matcher.big_segments
+        #: The client's guards by flag key: a guarded prerequisite's pin is
+        #: seen on this path too (:func:`_guarded_code`).
+        self.guarded = matcher.guarded
         self.chain: list[str] = [key]
         self.segment_stack: list[str] = []
         self.big: str | None = None
@@ -986,10 +1016,13 @@ def own_prerequisites(flag: CompiledFlag, result: Result) -> tuple[str, ...]:
     """The prerequisites reached, for one of ``flag``'s precompiled results.
 
     A prerequisite's own failure reached those up to it; any other result
-    of an on flag reached them all; an off or malformed flag reached none.
+    of an on flag reached them all; an off or malformed flag reached none,
+    nor did a guard's pin (served before the flag's code runs).
     """
     keys = flag.prerequisite_keys
     if not keys or flag.constant is not None:
+        return ()
+    if result.reason.get("kind") == "GUARDED":  # a guard's pin: none evaluated
         return ()
     for i, prereq in enumerate(flag.prerequisites):
         if result is prereq.failed:

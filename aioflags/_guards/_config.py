@@ -90,6 +90,19 @@ def metric(name: str, *, worse: Literal["higher", "lower"]) -> Metric:
     return Metric(name, worse=worse)
 
 
+def _json_key(value: object) -> object:
+    """``value`` as a hashable key that JSON's equality decides (``True`` is not ``1``; ``1`` is ``1.0``)."""
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, (int, float)):
+        return ("number", value)
+    if isinstance(value, dict):
+        return ("object", frozenset((k, _json_key(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return ("array", tuple(_json_key(v) for v in value))
+    return ("other", value)
+
+
 @final
 class Guard(Frozen):
     """A guard on one flag's rollout (issue 98): ``Config(guards=[Guard(...)])``.
@@ -185,6 +198,29 @@ class Guard(Frozen):
         set_field(self, "action", action)
         set_field(self, "alpha", float(alpha))
         set_field(self, "name", label)
+
+    def _key(self) -> tuple[object, ...]:
+        # The fields, ``control`` as JSON compares it: a dict or list control
+        # hashes (Config, which holds guards, is hashable), and
+        # ``control=True`` is not ``control=1`` (that guard serves another
+        # variation). repr, copy and pickle read the fields as they are.
+        return (
+            self.flag,
+            _json_key(self.control),
+            self.metrics,
+            self.action,
+            self.alpha,
+            self.name,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Guard)
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
 
 
 def check_guards(given: object) -> tuple[Guard, ...]:

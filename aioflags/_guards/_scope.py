@@ -71,7 +71,9 @@ class Scope:
     # a scope inside another does nothing: the outer one counts)
     def __enter__(self) -> Scope:
         guards = self._guards
-        if guards is not None and guards.var.get() is None:
+        if guards is not None and (
+            (outer := guards.var.get()) is None or outer._token is None
+        ):  # (no scope open here, or one left already: in another task)
             self._token = guards.var.set(self)
             self._start = guards.clock()
         return self
@@ -89,7 +91,9 @@ class Scope:
 
     async def __aenter__(self) -> Scope:
         guards = self._guards
-        if guards is not None and guards.var.get() is None:
+        if guards is not None and (
+            (outer := guards.var.get()) is None or outer._token is None
+        ):  # (no scope open here, or one left already: in another task)
             self._token = guards.var.set(self)
             self._start = guards.clock()
         return self
@@ -146,6 +150,13 @@ class Scope:
         except Exception:  # noqa: BLE001 - a failing clock: the outcome is lost, said once
             guards.failure("the clock")
             return
+        if len(arms) > 1:  # (attribution: only requests two guards share)
+            from ._watch import record_joint  # (loaded: a watch exists)
+
+            try:  # (before the arms: a look they make sees this request's pair)
+                record_joint(arms)
+            except Exception:  # noqa: BLE001 - logged once
+                guards.failure("the shared requests")
         metrics = self.metrics
         for watch, arm in arms.items():
             # (one try per guard, so that one failing spares the others)

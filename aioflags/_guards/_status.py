@@ -18,6 +18,7 @@ STATES: Final = (
     "no rollout",
     "collecting",
     "sample ratio off",
+    "cannot tell",
     "alerted",
     "pinned",
     "released",
@@ -132,7 +133,9 @@ class GuardStatus(Frozen):
             ``message``), ``"no rollout"`` (it decides nothing),
             ``"collecting"``, ``"sample ratio off"`` (the arms' counts are
             off the rollout's weights: it decides nothing until they
-            agree), ``"alerted"``, ``"pinned"``, ``"released"``.
+            agree), ``"cannot tell"`` (another guarded flag's rollout puts
+            the same requests in the same arms: whose harm it is cannot be
+            told, so it decides nothing; ``message`` names it), ``"alerted"``, ``"pinned"``, ``"released"``.
         needed: while collecting, the requests per arm still needed before
             it could decide (0: enough; it waits for evidence).
         arms: each arm's counts and rates.

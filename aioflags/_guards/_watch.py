@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from typing import TYPE_CHECKING, Any, Final
 
 from aioflags._evaluation._model import splits_of
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
     from ._config import Guard, Metric
 
-__all__ = ["LOOK_EVERY", "GuardRun", "Watch"]
+__all__ = ["LOOK_EVERY", "GuardRun", "Watch", "record_joint"]
 
 logger = logging.getLogger("aioflags.guards")
 
@@ -92,10 +93,13 @@ class Watch:
         "counts",
         "evidence",
         "guard",
+        "joint",
+        "looking",
         "message",
         "needed",
         "next_look",
         "others",
+        "overflowed",
         "pinned",
         "released",
         "scope",
@@ -126,6 +130,9 @@ class Watch:
         #: On a flag plane's leader: each follower's counts of this version
         #: (by member), added to this process's own when it looks.
         self.others: dict[str, list[Counts]] = {}
+        #: The requests this version shared with another guard's watch, by
+        #: that guard: (its watch, requests by this arm then its arm).
+        self.joint: dict[GuardRun, tuple[Watch, list[list[int]]]] = {}
         #: The pin's result (control, reason GUARDED), or None.
         self.pinned: Result | None = None
         #: Released for this version: it keeps counting and never decides again.
@@ -138,6 +145,13 @@ class Watch:
         #: test's Evidence), made into MetricEvidence by :meth:`status` only.
         self.evidence: list[tuple[str, int, _stats.Evidence]] = []
         self.message = ""
+        #: The app metrics whose sums overflowed (said once, then not tested).
+        self.overflowed: set[str] = set()
+        #: Held while it looks or releases: two threads of a blocking client
+        #: reaching a look at once make one decision (the other skips its
+        #: look), and a release is not undone by a look under way. Reentrant:
+        #: a handler told of the decision may release it.
+        self.looking = threading.RLock()
 
     # ------------------------------------------------------- the recording
     def record(
@@ -185,15 +199,28 @@ class Watch:
     def look(self) -> None:
         """Test the counts: sample ratio first, then each metric; decide if strong.
 
-        A follower on a flag plane never decides: its leader does.
+        A follower on a flag plane never decides: its leader does. A look
+        already under way on another thread: this one is skipped (the next
+        comes :data:`LOOK_EVERY` requests later).
         """
+        looking = self.looking
+        if not looking.acquire(blocking=False):
+            return
+        try:
+            self._look()
+        finally:
+            looking.release()
+
+    def _look(self) -> None:
         if self.released or self.state in ("alerted", "pinned") or self.guard.follows:
             return
         config = self.guard.config
+        # (a split whose weights give control nothing has nothing to compare)
         treatments = [
             (split, arm)
             for split in self.splits
             if split.control is not None
+            and (not split.known or split.weights[split.arms.index(split.control)] > 0)
             for arm, weight in zip(split.arms, split.weights, strict=True)
             if arm != split.control and weight > 0
         ]
@@ -224,6 +251,13 @@ class Watch:
                 return
         if not treatments:  # (no treatment beside control: nothing to compare)
             self.state = "collecting"
+            self.needed = None
+            self.message = (
+                f"Guard {config.name!r}: flag {config.flag!r} version"
+                f" {self.version}: its rollout sends no requests to both control"
+                f" ({config.control!r}) and another variation: nothing to compare,"
+                " it decides nothing (a weight of 0, or one variation at 100 %)"
+            )
             return
         each = _stats.split_alpha(config.alpha, len(config.metrics) * len(treatments))
         seen: list[tuple[str, int, _stats.Evidence]] = []
@@ -236,12 +270,59 @@ class Watch:
                 seen.append((metric.name, self.arm_variations[arm], evidence))
                 if evidence.decided:
                     self.evidence = seen
+                    other = self._confounded(control, arm, config.alpha)
+                    if other is not None:
+                        self._cannot_tell(other, metric)
+                        return
                     self._decide(metric, control, arm, evidence.value, each)
                     return
                 needed = max(needed, evidence.needed)
         self.evidence = seen
         self.state = "collecting"
         self.needed = needed
+
+    def _confounded(self, control: int, arm: int, alpha: float) -> str | None:
+        """The guard whose arms coincide with this treatment's beyond chance, or None.
+
+        Two guarded flags that share requests, bucketed independently (other
+        keys or salts), spread each other's requests evenly over their arms:
+        a fault in one shows in its own test only. Bucketed alike (the same
+        rollout seed, ``bucketBy``), a treatment's requests are the other
+        flag's treatment's too, and neither test can tell whose variation did
+        the harm. That shows in the shared requests: the share of each of the
+        other's arms among this treatment's requests differs from its share
+        among control's (two-sided, ``alpha`` split over the other's arms).
+        """
+        # (a copy: another thread of a blocking client may add a guard to it)
+        for run, (other, table) in tuple(self.joint.items()):
+            if other is not run.current:
+                continue  # (its version changed: those requests are not its now)
+            mine, theirs = table[arm], table[control]
+            n_t, n_c = sum(mine), sum(theirs)
+            each = _stats.split_alpha(alpha, 2 * len(other.counts))
+            strong = 1.0 / each  # (no low-traffic floor: refusing is the safe side)
+            for at in range(len(other.counts)):
+                x_t, x_c = mine[at], theirs[at]
+                if (
+                    _stats.rate_evidence(n_c, x_c, n_t, x_t, each).value >= strong
+                    or _stats.rate_evidence(n_t, x_t, n_c, x_c, each).value >= strong
+                ):
+                    return run.config.name
+        return None
+
+    def _cannot_tell(self, other: str, metric: Metric) -> None:
+        if self.state != "cannot tell":
+            config = self.guard.config
+            self.message = (
+                f"Guard {config.name!r}: flag {config.flag!r} version"
+                f" {self.version}, metric {metric.name!r}: cannot tell from"
+                f" {other!r}: their rollouts put the same requests in the same"
+                " arms (the same seed or bucketBy), so the harm may be either"
+                " flag's; it decides nothing (bucket them independently, or"
+                " roll one out at a time)"
+            )
+            logger.warning("%s", self.message)
+        self.state = "cannot tell"
 
     def _test(
         self, metric: Metric, control: int, arm: int, alpha: float
@@ -257,6 +338,21 @@ class Watch:
             )
         n_c, s_c, q_c = c.metric(metric.name)
         n_t, s_t, q_t = t.metric(metric.name)
+        if not math.isfinite(s_c + q_c + s_t + q_t):
+            # Finite values whose sums overflow (1e200 squared): not tested,
+            # said once per version; the other metrics go on.
+            if metric.name not in self.overflowed:
+                self.overflowed.add(metric.name)
+                logger.warning(
+                    "Guard %r: metric %r: its values are too large to sum"
+                    " (their squares overflow a float): it is not tested for flag %r version %s"
+                    " (send it in smaller units)",
+                    self.guard.config.name,
+                    metric.name,
+                    self.guard.config.flag,
+                    self.version,
+                )
+            return _stats.Evidence(value=1.0, decided=False, needed=0)
         return _stats.mean_evidence(
             n_c, s_c, q_c, n_t, s_t, q_t, alpha, worse=metric.worse
         )
@@ -338,6 +434,10 @@ class Watch:
 
     def release(self) -> bool:
         """Drop the pin (or the alert) of this version; it keeps counting, never decides again."""
+        with self.looking:
+            return self._release()
+
+    def _release(self) -> bool:
         if self.released:
             return False
         self.released = True
@@ -373,8 +473,10 @@ class Watch:
                     latency=(
                         math.exp(counts.log_s / counts.log_n) if counts.log_n else None
                     ),
-                    metrics={
-                        name: s / n for name, (n, s, _) in counts.metrics.items() if n
+                    metrics={  # (a copy: a thread may be adding a metric)
+                        name: s / n
+                        for name, (n, s, _) in tuple(counts.metrics.items())
+                        if n
                     },
                 )
             )
@@ -399,6 +501,22 @@ class Watch:
         )
 
 
+def record_joint(arms: Mapping[Watch, int]) -> None:
+    """One request that two guarded flags or more served: each pair's arms counted together."""
+    for watch, arm in arms.items():
+        joint = watch.joint
+        for other, at in arms.items():
+            if other is watch:
+                continue
+            kept = joint.get(other.guard)
+            if kept is None or kept[0] is not other:  # (new, or a new version)
+                table = [[0] * len(other.counts) for _ in watch.counts]
+                joint[other.guard] = (other, table)
+            else:
+                table = kept[1]
+            table[arm][at] += 1
+
+
 class GuardRun:
     """One configured guard at run time: what the matcher holds for its flag.
 
@@ -408,6 +526,7 @@ class GuardRun:
 
     __slots__ = (
         "_checked",
+        "_lock",
         "_made",
         "config",
         "current",
@@ -439,6 +558,10 @@ class GuardRun:
         self._checked: int | None = None
         #: The last flag object shown and what it gave.
         self._made: tuple[object, tuple[Watch, dict[int, int]] | None] = (None, None)
+        #: Held while a flag object is checked (once per flag per snapshot,
+        #: never per evaluation): two threads of a blocking client making
+        #: the same head at once share one watch of the version.
+        self._lock = threading.Lock()
 
     def watch(
         self, flag: CompiledFlag | None
@@ -447,16 +570,20 @@ class GuardRun:
         made = self._made
         if made[0] is flag and flag is not None:
             return made[1]
-        try:
-            found = self._watch_of(flag)
-        except Exception:  # a bug here never reaches an evaluation or the data
-            logger.exception(
-                "Guard %r failed to read flag %r: it decides nothing",
-                self.config.name,
-                self.config.flag,
-            )
-            found = None
-        self._made = (flag, found)
+        with self._lock:
+            made = self._made  # (another thread may have checked it meanwhile)
+            if made[0] is flag and flag is not None:
+                return made[1]
+            try:
+                found = self._watch_of(flag)
+            except Exception:  # a bug here never reaches an evaluation or the data
+                logger.exception(
+                    "Guard %r failed to read flag %r: it decides nothing",
+                    self.config.name,
+                    self.config.flag,
+                )
+                found = None
+            self._made = (flag, found)
         return found
 
     def _refuse(self, version: int, state: str, message: str, level: int) -> None:
@@ -481,10 +608,11 @@ class GuardRun:
             )
             return None
         variations = flag.variations
-        control = next(
-            (i for i, value in enumerate(variations) if _same(value, config.control)),
-            None,
-        )
+        # (a variation's value may be control's twice: either is control)
+        controls = {
+            i for i, value in enumerate(variations) if _same(value, config.control)
+        }
+        control = min(controls, default=None)
         if control is None:
             self._refuse(
                 flag.version,
@@ -514,9 +642,10 @@ class GuardRun:
                 index = result.variation_index
                 if index is None:
                     continue
-                arm = by_variation.get(index)
+                key = control if index in controls else index
+                arm = by_variation.get(key)
                 if arm is None:
-                    arm = by_variation[index] = len(arm_variations)
+                    arm = by_variation[key] = len(arm_variations)
                     arm_variations.append(index)
                     arm_values.append(variations[index])
                     split_of.append(len(splits))
