@@ -28,6 +28,8 @@ OWN_FIGURES = {
     "bench_guard_cost.py": ("instructions",),
     # (attribution between two guarded flags, through the client)
     "bench_guard_attribution.py": ("pinned",),
+    # (guards end to end: the pin's figures under uvicorn's workers)
+    "bench_guards_e2e.py": ("requests/s reached",),
     # (aioflags' provider, step by step: nothing to compare with)
     "bench_of_provider_split.py": ("per provider call",),
 }
