@@ -28,13 +28,12 @@ __all__ = ["Guarded", "Lane", "Noted", "Watch", "guarded_head", "guarded_run"]
 
 
 class Lane(Protocol):
-    """One arm of a :class:`Watch`: what a request scope notes.
+    """One arm of a :class:`Watch`: what a request scope notes."""
 
-    Attributes:
-        watch: the watch whose arm it is.
-    """
-
-    watch: object
+    @property
+    def watch(self) -> object:
+        """The watch whose arm it is."""
+        ...
 
 
 class Noted(Protocol):
