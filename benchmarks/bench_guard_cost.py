@@ -16,6 +16,11 @@ contexts it has not seen, each window the same evaluations
    (``async with client.guards.request(): pass``), per scope
 5. ``requests``: each evaluation in a request scope of its own, opened and
    closed: the outcome recorded, a look every 100 requests, amortised
+6. ``asgi``: ASGI requests through ``aioflags.lens.LensMiddleware`` of a
+   client with no guard and no lens, to an app that answers at once and
+   evaluates no flag, per request
+7. ``asgi guards``: the same through a client with a guard (on a flag the
+   app does not evaluate): each request in the guards' scope
 
 Prints instructions per evaluation (or scope) for each, the guarded
 evaluation against the plain one, and recording a request's outcome:
@@ -33,9 +38,18 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-WINDOWS = ("plain", "guarded", "in scope", "scopes", "requests")
+WINDOWS = (
+    "plain",
+    "guarded",
+    "in scope",
+    "scopes",
+    "requests",
+    "asgi",
+    "asgi guards",
+)
 
 
 def child(requests: int) -> None:
@@ -103,6 +117,35 @@ def child(requests: int) -> None:
             counted = sum(a.requests for a in client.guards.status["f"].arms)
             if counted < requests:
                 raise SystemExit(f"only {counted} requests recorded")
+        bare = aioflags.Config(data_system=data().data_system())
+        async with aioflags.Client(bare) as client:
+            await asgi(client, requests)
+        async with aioflags.Client(other) as client:
+            await asgi(client, requests)
+
+    async def asgi(client: aioflags.Client, requests: int) -> None:
+        """``requests`` ASGI requests through the middleware, counted (after a warm-up)."""
+        from aioflags.lens import LensMiddleware
+
+        async def app(scope: object, receive: object, send: Any) -> None:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: object) -> None:
+            pass
+
+        middleware = LensMiddleware(app, client=client)
+        http = {"type": "http", "method": "GET", "path": "/", "headers": []}
+        http["query_string"] = b""
+        for _ in range(200):
+            await middleware(http, receive, send)  # type: ignore[arg-type]
+        os.getpgrp()
+        for _ in range(requests):
+            await middleware(http, receive, send)  # type: ignore[arg-type]
+        os.getppid()
 
     asyncio.run(main())
 
@@ -162,6 +205,11 @@ def main() -> None:
         f" {per['in scope'] / per['plain'] - 1:+.1%} (in a scope)"
     )
     print(f"a request scope (empty): {per['scopes']:.0f} instructions")
+    print(
+        f"an ASGI request through LensMiddleware: {per['asgi']:.0f} instructions"
+        f" without guards, {per['asgi guards']:.0f} with"
+        f" ({per['asgi guards'] - per['asgi']:+.0f})"
+    )
     print(
         f"recording a request's outcome (arm's counts, clock, looks): "
         f"{per['requests'] - per['guarded'] - per['scopes']:.0f} instructions"

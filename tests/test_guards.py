@@ -701,6 +701,97 @@ async def test_issue98_a_blocking_clients_pin_wakes_an_iterator_on_another_loop(
     assert [event.kind for event in got] == ["pinned"]
 
 
+@pytest.mark.asyncio
+async def test_issue98_gcost_a_requests_end_appends_its_seconds_and_folds_once_a_look() -> (
+    None
+):
+    """Recording appends a float a request: logarithms and sums wait for the look (or the status)."""
+    data = _data()
+    clock = Clock()
+    async with _client(data, _guard(metrics=[errors(), latency()])) as client:
+        client.guards.clock = clock
+        await _requests(client, clock, 99, fail=lambda value, rng: not value)
+        watch = client.guards._runs["f"].current
+        assert watch is not None
+        assert [c.requests for c in watch.counts] == [0, 0]  # nothing folded yet
+        assert watch.waiting == 99
+        waiting = {
+            (watch.arm_values[lane.arm], failed): [round(t, 6) for t in seconds]
+            for lane in watch.lanes
+            for failed, seconds in ((0, lane.ok), (1, lane.failed))
+        }  # (only the seconds, in their arm's lane by outcome: control failed)
+        assert not waiting[True, 1] and not waiting[False, 0]
+        assert len(waiting[True, 0]) + len(waiting[False, 1]) == 99
+        assert set(waiting[True, 0]) | set(waiting[False, 1]) == {0.01}
+        assert watch.evidence == []  # (no look before the 100th request)
+        await _requests(client, clock, 1, prefix="v")
+        assert watch.waiting == 0  # the 100th: folded, and looked
+        assert not any(lane.ok or lane.failed for lane in watch.lanes)
+        assert watch.evidence != []
+        assert sum(c.requests for c in watch.counts) == watch.seen == 100
+        assert all(
+            c.log_s == pytest.approx(c.log_n * math.log(0.01)) for c in watch.counts
+        )
+        await _requests(client, clock, 10, prefix="w")
+        arms = _arms(client)  # (the status folds what waits, without a look)
+        assert sum(arms.values()) == 110 and watch.waiting == 0
+        assert watch.due == 90  # (the next look still at the 200th)
+
+
+@pytest.mark.asyncio
+async def test_issue98_gcost_two_guarded_flags_in_a_request_each_count_it_once() -> (
+    None
+):
+    data = FlagData()
+    for key in ("f", "g", "h"):
+        data.update(data.flag(key).boolean().fallthrough_rollout({True: 50, False: 50}))
+    guards = [Guard(key, control=False, metrics=[errors()]) for key in "fgh"]
+    async with _client(data, *guards) as client:
+        for i in range(30):
+            with contextlib.suppress(LookupError):
+                async with client.guards.request():
+                    for key in ("f", "g", "f", "h", "g"):
+                        await client.bool_variation(key, Context.create(f"u{i}"), False)
+                    raise LookupError  # (each request failed)
+        for key in "fgh":
+            arms = client.guards.status[key].arms
+            assert sum(arm.requests for arm in arms) == 30, key
+            assert sum(arm.errors for arm in arms) == 30, key
+
+
+@pytest.mark.slow  # (4 threads x 500 requests)
+@pytest.mark.asyncio
+async def test_issue98_gcost_requests_ended_on_many_threads_are_each_counted_once() -> (
+    None
+):
+    """A blocking client's requests on several threads: folds never lose or repeat one."""
+    import threading
+
+    from aioflags.blocking import Client as BlockingClient
+
+    data = _data()
+    config = aioflags.Config(data_system=data.data_system(), guards=[_guard()])
+    client = BlockingClient(config)
+    start = threading.Barrier(4)
+
+    def drive(thread: int) -> None:
+        start.wait(timeout=30)
+        for i in range(500):
+            with client.guards.request():
+                client.bool_variation("f", Context.create(f"t{thread}-{i}"), False)
+
+    with anyio.fail_after(60):
+        await anyio.to_thread.run_sync(client.__enter__)
+        try:
+            async with anyio.create_task_group() as tg:
+                for n in range(4):
+                    tg.start_soon(anyio.to_thread.run_sync, drive, n)
+            arms = client.guards.status["f"].arms
+        finally:
+            await anyio.to_thread.run_sync(client.__exit__, None, None, None)
+    assert sum(arm.requests for arm in arms) == 2000
+
+
 # -------------------------------------------------------------------- flagd
 
 

@@ -11,7 +11,7 @@ unguarded flag's head is its own: it pays nothing per evaluation.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ._codegen import Code
 
@@ -24,18 +24,31 @@ if TYPE_CHECKING:
     from ._model import CompiledFlag
     from ._results import Result
 
-__all__ = ["Guarded", "Noted", "Watch", "guarded_head", "guarded_run"]
+__all__ = ["Guarded", "Lane", "Noted", "Watch", "guarded_head", "guarded_run"]
+
+
+class Lane(Protocol):
+    """One arm of a :class:`Watch`: what a request scope notes."""
+
+    @property
+    def watch(self) -> object:
+        """The watch whose arm it is."""
+        ...
 
 
 class Noted(Protocol):
     """An open request scope, as an evaluation writes to it.
 
     Attributes:
-        arms: each watched flag version's arm in this request, by its
-            :class:`Watch`: the first evaluation in the scope sets it.
+        lane: the arm the first guarded flag evaluated in the scope served
+            (its first evaluation there), None: none yet.
     """
 
-    arms: dict[Any, int]
+    lane: Lane | None
+
+    def also(self, lane: Lane, /) -> None:
+        """Note the arm of another guarded flag, if its first evaluation in the scope."""
+        ...
 
 
 class Watch(Protocol):
@@ -58,10 +71,10 @@ class Guarded(Protocol):
 
     def watch(
         self, flag: CompiledFlag | None, /
-    ) -> tuple[Watch, Mapping[int, int]] | None:
+    ) -> tuple[Watch, Mapping[int, Lane]] | None:
         """Its watch of ``flag``'s version and the flag's randomized results.
 
-        The mapping is ``id(result) -> arm`` for each result that only a
+        The mapping is ``id(result) -> lane`` (its arm) for each result that only a
         randomized assignment serves (a rollout, ``fractional``). None:
         nothing to watch (no flag, no rollout, a ``control`` it does not
         serve). Asked once per flag object (its head is made once per
@@ -75,9 +88,9 @@ def guarded_run(operands: tuple[object, ...], ctx: Context, st: object) -> Resul
     """The run of a guarded flag's head: the pin, or the flag's own result with its arm noted.
 
     ``operands``: the watch, the flag's own code's ``run`` and operands,
-    its arms by result id, and the watch's request scope variable. The
-    first evaluation in an open scope that a randomized assignment served
-    sets the scope's arm for the watch. Raises only what the flag's own
+    its arms' lanes by result id, and the watch's request scope variable.
+    The first evaluation in an open scope that a randomized assignment
+    served notes its lane in the scope. Raises only what the flag's own
     code raises.
     """
     watch = operands[0]
@@ -86,13 +99,15 @@ def guarded_run(operands: tuple[object, ...], ctx: Context, st: object) -> Resul
         return pinned  # type: ignore[no-any-return]
     run: Runner = operands[1]  # type: ignore[assignment]
     result = run(operands[2], ctx, st)
-    arm = operands[3].get(id(result))  # type: ignore[attr-defined]
-    if arm is not None:
+    lane = operands[3].get(id(result))  # type: ignore[attr-defined]
+    if lane is not None:
         scope = operands[4].get()  # type: ignore[attr-defined]
         if scope is not None:
-            arms = scope.arms
-            if watch not in arms:
-                arms[watch] = arm
+            noted = scope.lane
+            if noted is None:
+                scope.lane = lane
+            elif noted.watch is not watch:  # (another guarded flag: rare)
+                scope.also(lane)
     return result
 
 

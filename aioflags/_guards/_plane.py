@@ -88,6 +88,7 @@ class PlaneLink:
             watch = run.current
             if watch is None:
                 continue
+            watch.fold(look=False)  # (the requests ended since its last look)
             report[name] = {
                 "version": watch.version,
                 "arms": [
@@ -159,6 +160,7 @@ class PlaneLink:
             }
             if others or watch.others:
                 watch.others = others
+                watch.fold(look=False)  # (its own requests so far, then theirs)
                 watch.look()
 
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from ._config import Guard
     from ._status import GuardEvent, GuardStatus
-    from ._watch import GuardRun, Watch
+    from ._watch import GuardRun, Lane, Watch
 
 __all__ = ["Guards", "Scope"]
 
@@ -35,9 +35,11 @@ logger = logging.getLogger("aioflags.guards")
 _KEPT: Final = 1000
 #: A metric's non-finite values are said at most once this often (seconds).
 _WARN_EVERY: Final = 60.0
-#: The shortest duration recorded (its logarithm is taken).
-_TINY: Final = 1e-9
-_log: Final = math.log  # (a global read a request, not an attribute too)
+
+
+def _failed(status: object) -> bool:
+    """Whether a request's status is a server error (500 or more; not a number: no)."""
+    return isinstance(status, int) and status >= 500
 
 
 @final
@@ -52,7 +54,16 @@ class Scope:
     Added in version 0.2.0.
     """
 
-    __slots__ = ("_done", "_guards", "_start", "_token", "arms", "metrics", "status")
+    __slots__ = (
+        "_done",
+        "_guards",
+        "_start",
+        "_token",
+        "lane",
+        "metrics",
+        "more",
+        "status",
+    )
 
     def __init__(self, guards: Guards | None) -> None:
         self._guards = guards
@@ -61,9 +72,12 @@ class Scope:
         #: Recorded (or discarded) before the scope is left: leaving records nothing.
         self._done = False
         self.status: int | None = None
-        #: Each watched flag version's arm in this request, by its watch
-        #: (the guarded head writes it: ``_evaluation._guarded``).
-        self.arms: dict[Watch, int] = {}
+        #: The arm the first guarded flag served in this request (its
+        #: watch's :class:`~._watch.Lane`; the guarded head notes it:
+        #: ``_evaluation._guarded``), None: none (most requests).
+        self.lane: Lane | None = None
+        #: The other guarded flags' arms in this request, by watch (rare).
+        self.more: dict[Watch, Lane] | None = None
         #: Each app metric's sum in this request (None: none sent).
         self.metrics: dict[str, float] | None = None
 
@@ -75,7 +89,8 @@ class Scope:
             (outer := guards.var.get()) is None or outer._token is None
         ):  # (no scope open here, or one left already: in another task)
             self._token = guards.var.set(self)
-            self._start = guards.clock()
+            clock = guards.clock  # (an attribute's call: no method lookup)
+            self._start = clock()
         return self
 
     def __exit__(
@@ -87,7 +102,13 @@ class Scope:
         token = self._token
         if token is not None:
             self._token = None
-            self._end(token, exc)
+            var = token.var
+            try:
+                var.reset(token)
+            except ValueError:  # left in another context than entered: still recorded
+                var.set(None)
+            if self.lane is not None:  # (most requests: no guarded flag, no call)
+                self._record(exc)
 
     async def __aenter__(self) -> Scope:
         guards = self._guards
@@ -95,7 +116,8 @@ class Scope:
             (outer := guards.var.get()) is None or outer._token is None
         ):  # (no scope open here, or one left already: in another task)
             self._token = guards.var.set(self)
-            self._start = guards.clock()
+            clock = guards.clock  # (an attribute's call: no method lookup)
+            self._start = clock()
         return self
 
     async def __aexit__(
@@ -107,7 +129,13 @@ class Scope:
         token = self._token
         if token is not None:
             self._token = None
-            self._end(token, exc)
+            var = token.var
+            try:
+                var.reset(token)
+            except ValueError:  # left in another context than entered: still recorded
+                var.set(None)
+            if self.lane is not None:  # (most requests: no guarded flag, no call)
+                self._record(exc)
 
     def end(self) -> None:
         """Record the request now: its response has gone out (a middleware calls it).
@@ -118,52 +146,74 @@ class Scope:
         after this (a background task) counts nowhere. Never raises.
         """
         if self._token is not None and not self._done:
-            self._end(None, None)
+            if self.lane is not None:  # (no guarded flag: no call)
+                self._record(None)
             self._done = True
+
+    def also(self, lane: Lane) -> None:
+        """Note the arm of a second (third...) guarded flag, if its first in this request."""
+        more = self.more
+        if more is None:
+            self.more = {lane.watch: lane}
+        elif lane.watch not in more:
+            more[lane.watch] = lane
 
     def discard(self) -> None:
         """Count this request nowhere (its client left before its response ended)."""
         self._done = True
 
-    def _end(
-        self, token: contextvars.Token[Scope | None] | None, exc: BaseException | None
-    ) -> None:
-        """Leave the scope (``token``) and record its outcome; None: record only (:meth:`end`)."""
+    def _record(self, exc: BaseException | None) -> None:
+        """Record the request's outcome (``exc``: what left the scope) in its arms' lanes."""
         guards = self._guards
-        assert guards is not None  # (a token: entered with guards)
-        if token is not None:
-            try:
-                guards.var.reset(token)
-            except ValueError:  # left in another context than entered: still recorded
-                guards.var.set(None)
-        arms = self.arms
-        if not arms or self._done:
+        assert guards is not None  # (entered: with guards)
+        lane = self.lane
+        if lane is None or self._done:
             return
-        # The outcome, recorded in each arm (never raising into the request).
-        status = self.status
-        error = isinstance(exc, Exception) or (
-            isinstance(status, int) and status >= 500
-        )
+        # The outcome, left in each arm's lane for its watch to fold (never
+        # raising into the request): no logarithm, sum or allocation here.
+        error = exc is not None and isinstance(exc, Exception)
+        if self.status is not None and not error:
+            error = _failed(self.status)
+        clock = guards.clock  # (an attribute's call: no method lookup)
         try:
-            seconds = guards.clock() - self._start
-            log_seconds = _log(seconds if seconds > _TINY else _TINY)
+            seconds = clock() - self._start
         except Exception:  # noqa: BLE001 - a failing clock: the outcome is lost, said once
             guards.failure("the clock")
             return
-        if len(arms) > 1:  # (attribution: only requests two guards share)
+        more = self.more
+        if more is not None:  # (attribution: only requests two guards share)
             from ._watch import record_joint  # (loaded: a watch exists)
 
             try:  # (before the arms: a look they make sees this request's pair)
+                arms = {lane.watch: lane.arm}
+                arms.update((watch, other.arm) for watch, other in more.items())
                 record_joint(arms)
             except Exception:  # noqa: BLE001 - logged once
                 guards.failure("the shared requests")
         metrics = self.metrics
-        for watch, arm in arms.items():
-            # (one try per guard, so that one failing spares the others)
-            try:
-                watch.record(arm, error, log_seconds, metrics)
-            except Exception:  # noqa: BLE001, PERF203 - logged once per guard
-                guards.failure(watch.guard.config.name)
+        try:  # (the first guarded flag written out: most requests have one)
+            (lane.failed if error else lane.ok).append(seconds)
+            if metrics is not None:
+                lane.metrics.append(metrics)
+            watch = lane.watch
+            watch.waiting += 1
+            if watch.waiting >= watch.due:
+                watch.fold()
+        except Exception:  # noqa: BLE001 - logged once per guard
+            guards.failure(lane.watch.guard.config.name)
+        if more is not None:
+            for lane in more.values():
+                # (one try per guard, so that one failing spares the others)
+                try:
+                    (lane.failed if error else lane.ok).append(seconds)
+                    if metrics is not None:
+                        lane.metrics.append(metrics)
+                    watch = lane.watch
+                    watch.waiting += 1
+                    if watch.waiting >= watch.due:
+                        watch.fold()
+                except Exception:  # noqa: BLE001, PERF203 - logged once per guard
+                    guards.failure(lane.watch.guard.config.name)
 
 
 @final

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 import threading
 from typing import TYPE_CHECKING, Any, Final
 
@@ -34,12 +35,39 @@ if TYPE_CHECKING:
 
     from ._config import Guard, Metric
 
-__all__ = ["LOOK_EVERY", "GuardRun", "Watch", "record_joint"]
+__all__ = ["LOOK_EVERY", "GuardRun", "Lane", "Watch", "record_joint"]
 
 logger = logging.getLogger("aioflags.guards")
 
 #: A guard looks (runs its tests) every this many recorded requests.
 LOOK_EVERY: Final = 100
+#: The shortest duration recorded (its logarithm is taken).
+_TINY: Final = 1e-9
+_LN2: Final = math.log(2.0)
+_LN2_SQUARED: Final = _LN2 * _LN2
+
+
+class Lane:
+    """One arm of a watch, as a request scope notes it and its end records into it.
+
+    What the guarded head notes in the scope (``_evaluation._guarded.Lane``)
+    and what the scope's end appends to, without a computation or an
+    allocation beyond the float: :attr:`ok` or :attr:`failed` takes the
+    request's seconds, :attr:`metrics` its app metrics' sums (if any).
+    :meth:`Watch.fold` takes them into the arm's counts.
+    """
+
+    __slots__ = ("arm", "failed", "metrics", "ok", "watch")
+
+    def __init__(self, watch: Watch, arm: int) -> None:
+        self.watch = watch
+        self.arm = arm
+        #: The seconds of the requests that ended since the last fold:
+        #: those that succeeded, and those that failed.
+        self.ok: list[float] = []
+        self.failed: list[float] = []
+        #: Their app metrics' sums, of the requests that sent some.
+        self.metrics: list[Mapping[str, float]] = []
 
 
 def _same(value: JSONValue, control: JSONValue) -> bool:
@@ -79,6 +107,20 @@ def _split_parts(
     return [(split.results, split.weights) for split in splits_of(flag)]
 
 
+def _add_metrics(counts: Counts, sent: list[Mapping[str, float]]) -> None:
+    """Add requests' app metrics' sums to an arm's counts (``[n, Σ, Σ²]`` each)."""
+    sums = counts.metrics
+    for values in sent:
+        for name, value in values.items():
+            kept = sums.get(name)
+            if kept is None:
+                sums[name] = [1, value, value * value]
+            else:
+                kept[0] += 1
+                kept[1] += value
+                kept[2] += value * value
+
+
 class Watch:
     """A guard's watch of one flag version: its arms' counts, its looks, its pin.
 
@@ -88,12 +130,15 @@ class Watch:
     """
 
     __slots__ = (
+        "_folding",
         "arm_values",
         "arm_variations",
         "counts",
+        "due",
         "evidence",
         "guard",
         "joint",
+        "lanes",
         "looking",
         "message",
         "needed",
@@ -108,6 +153,7 @@ class Watch:
         "splits",
         "state",
         "version",
+        "waiting",
     )
 
     def __init__(
@@ -139,6 +185,13 @@ class Watch:
         self.released = False
         self.seen = 0
         self.next_look = LOOK_EVERY
+        #: Each arm's :class:`Lane`: a scope's end appends there, and
+        #: counts in :attr:`waiting`; folded when :attr:`due` requests
+        #: wait, or the status is read.
+        self.lanes = [Lane(self, arm) for arm in range(len(arm_variations))]
+        self.waiting = 0
+        self.due = LOOK_EVERY
+        self._folding = threading.Lock()
         self.state = "collecting"
         self.needed: int | None = None
         #: The last look's evidence: (metric, treatment's variation, the
@@ -154,35 +207,53 @@ class Watch:
         self.looking = threading.RLock()
 
     # ------------------------------------------------------- the recording
-    def record(
-        self,
-        arm: int,
-        error: bool,
-        log_seconds: float,
-        values: Mapping[str, float] | None,
-    ) -> None:
-        """One request's outcome in arm ``arm``; a look every :data:`LOOK_EVERY`."""
-        counts = self.counts[arm]
-        counts.requests += 1
-        if error:
-            counts.errors += 1
-        counts.log_n += 1
-        counts.log_s += log_seconds
-        counts.log_q += log_seconds * log_seconds
-        if values:
-            sums = counts.metrics
-            for name, value in values.items():
-                kept = sums.get(name)
-                if kept is None:
-                    sums[name] = [1, value, value * value]
-                else:
-                    kept[0] += 1
-                    kept[1] += value
-                    kept[2] += value * value
-        self.seen += 1
-        if self.seen >= self.next_look:
-            self.next_look = self.seen + LOOK_EVERY
+    def fold(self, look: bool = True) -> None:
+        """Fold the requests waiting in the lanes into the arms' counts; a look if one is due.
+
+        A request scope's end only appends its seconds to its arm's
+        :class:`Lane` (``_scope``): the logarithms and sums are taken here,
+        once every :data:`LOOK_EVERY` requests, or when the status is read
+        (``look`` false). A lock keeps two threads (a blocking client) from
+        folding the same requests; one appended meanwhile waits for the next.
+        """
+        with self._folding:
+            self.waiting = 0
+            for lane in self.lanes:
+                counts = self.counts[lane.arm]
+                for failed, waiting in ((False, lane.ok), (True, lane.failed)):
+                    taken = len(waiting)
+                    if taken:
+                        seconds = waiting[:taken]
+                        del waiting[:taken]  # (appends meanwhile stay, for the next)
+                        self._add(counts, failed, seconds)
+                taken = len(lane.metrics)
+                if taken:
+                    sent = lane.metrics[:taken]
+                    del lane.metrics[:taken]
+                    _add_metrics(counts, sent)
+            due = self.seen >= self.next_look
+            if due and look:
+                self.next_look = self.seen + LOOK_EVERY
+            self.due = max(1, self.next_look - self.seen)
+        if due and look:
             self.look()
+
+    def _add(self, counts: Counts, failed: bool, seconds: list[float]) -> None:
+        """Add requests' latencies (and, if ``failed``, their errors) to an arm's counts."""
+        taken = len(seconds)
+        counts.requests += taken
+        if failed:
+            counts.errors += taken
+        counts.log_n += taken
+        if not min(seconds) > _TINY or math.isnan(sum(seconds)):
+            # (a clock that did not move, or went wrong: the floor)
+            seconds = [second if second > _TINY else _TINY for second in seconds]
+        # (log2, a one-argument function, then natural: math.log takes a
+        # tuple of arguments a call; the sums run in C)
+        logs = list(map(math.log2, seconds))
+        counts.log_s += sum(logs) * _LN2
+        counts.log_q += sum(map(operator.mul, logs, logs)) * _LN2_SQUARED
+        self.seen += taken
 
     def total(self, arm: int) -> Counts:
         """Arm ``arm``'s counts: this process's, and its followers' on a plane."""
@@ -453,7 +524,8 @@ class Watch:
         return True
 
     def status(self) -> GuardStatus:
-        """What ``client.guards.status`` says of it."""
+        """What ``client.guards.status`` says of it (the requests ended so far folded in)."""
+        self.fold(look=False)
         config = self.guard.config
         arms = []
         for arm in range(len(self.counts)):
@@ -557,7 +629,7 @@ class GuardRun:
         #: The last version checked (None: no data yet; -1: the flag missing).
         self._checked: int | None = None
         #: The last flag object shown and what it gave.
-        self._made: tuple[object, tuple[Watch, dict[int, int]] | None] = (None, None)
+        self._made: tuple[object, tuple[Watch, dict[int, Lane]] | None] = (None, None)
         #: Held while a flag object is checked (once per flag per snapshot,
         #: never per evaluation): two threads of a blocking client making
         #: the same head at once share one watch of the version.
@@ -565,8 +637,8 @@ class GuardRun:
 
     def watch(
         self, flag: CompiledFlag | None
-    ) -> tuple[Watch, Mapping[int, int]] | None:
-        """The watch of ``flag``'s version and its arms by result id (None: nothing to watch)."""
+    ) -> tuple[Watch, Mapping[int, Lane]] | None:
+        """The watch of ``flag``'s version and its arms' lanes by result id (None: nothing to watch)."""
         made = self._made
         if made[0] is flag and flag is not None:
             return made[1]
@@ -595,7 +667,7 @@ class GuardRun:
 
     def _watch_of(
         self, flag: CompiledFlag | None
-    ) -> tuple[Watch, dict[int, int]] | None:
+    ) -> tuple[Watch, dict[int, Lane]] | None:
         config = self.config
         what = f"Guard {config.name!r}"
         if flag is None:
@@ -679,7 +751,8 @@ class GuardRun:
             self.current = current
             self._checked = flag.version
             self.problem = None
-        return current, arms
+        lanes = current.lanes
+        return current, {key: lanes[arm] for key, arm in arms.items()}
 
     def tell(self, kind: str, watch: Watch, metric: str | None, message: str) -> None:
         """A decision or a release: the client's guards hand it to handlers and iterators."""
