@@ -127,6 +127,31 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session
+def reference(session: nox.Session) -> None:
+    """The guards' statistics against savvi and gbstats, live (the ``reference`` group).
+
+    The suite reads their answers from tests/guard_references.json; this
+    checks the record is what the libraries answer today, and
+    ``nox -s reference -- write`` records it again.
+    """
+    _install(session, "tests", "reference")
+    if session.posargs == ["write"]:
+        session.run("python", "-m", "tests.guard_streams")
+        return
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "tests/test_guards_stats.py",
+        "-k",
+        "recorded_references",
+    )
+
+
+@nox.session
 def flagd_bench(session: nox.Session) -> None:
     """flagd's comparisons with flagd's own Python provider, in an environment of their own.
 

@@ -19,10 +19,13 @@ tests/test_guards_stats.py and benchmarks/bench_guards.py.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
 
 from aioflags._guards._stats import (
     MIN_PER_ARM,
@@ -204,3 +207,108 @@ def stopping_pair(
         if mine is not None and theirs is not None:
             break
     return mine, theirs
+
+
+# -- the references, recorded ------------------------------------------------
+#
+# savvi and gbstats pull numpy, scipy, pandas and cvxpy (the `reference`
+# group, ~100 s to install on a fresh machine): what they answer on the
+# streams above is recorded in tests/guard_references.json, which the tests
+# read on every run, everywhere. `python -m tests.guard_streams` (with the
+# group installed) writes it again; a test checks the file is what they
+# answer today wherever the group is installed.
+
+#: The recorded references' file.
+REFERENCES = Path(__file__).with_name("guard_references.json")
+#: The sample-ratio cases: (counts, weights).
+RATIO_CASES: Final = (
+    ([5_500, 4_500], [0.5, 0.5]),
+    ([5_020, 4_980], [0.5, 0.5]),
+    ([880, 1_120], [0.5, 0.5]),
+    ([2_400, 7_600], [0.25, 0.75]),
+    ([800, 700, 1_500], [0.25, 0.25, 0.5]),
+)
+#: The latency streams: (seed, streams, looks), each at ``slower`` 1.0 and 1.2.
+LATENCY_STREAMS: Final = (12, 30, 40)
+#: The error streams: (seed, streams), 1 % → 2 %, looked at every 100.
+ERROR_STREAMS: Final = (5, 40)
+#: The level of the recorded comparisons.
+REFERENCE_ALPHA: Final = 0.005
+
+
+def savvi_odds(counts: list[int], weights: list[float]) -> float:
+    """savvi's ``Multinomial`` odds for ``counts`` against ``weights`` (at alpha 0.01)."""
+    import numpy as np
+    from savvi.multinomial import Multinomial
+
+    test = Multinomial(0.01, np.array(weights))
+    test.update(np.array(counts))
+    return float(test.odds)
+
+
+def latency_looks(slower: float) -> Iterator[Look]:
+    """Every look of the recorded latency streams at ``slower``, in order."""
+    seed, streams, looks = LATENCY_STREAMS
+    rng = random.Random(seed)
+    for _ in range(streams):
+        yield from latency_stream(rng, slower, looks)
+
+
+def error_pairs(
+    reference: Callable[[Look, float], bool],
+) -> list[tuple[int | None, int | None]]:
+    """:func:`stopping_pair` over the recorded error streams, with ``reference`` as theirs."""
+    seed, streams = ERROR_STREAMS
+    rng = random.Random(seed)
+    return [
+        stopping_pair(
+            error_stream(rng, 0.01, 0.02, 100),
+            errors_test,
+            reference,
+            REFERENCE_ALPHA,
+        )
+        for _ in range(streams)
+    ]
+
+
+def recorded_reference(stops: Iterator[int | None]) -> Callable[[Look, float], bool]:
+    """A reference that answers as the recorded one did: it first decides at the recorded look.
+
+    ``stops``: the requests per arm at which the library first decided on
+    each stream, in order (None: never); each call of :func:`stopping_pair`
+    takes the next. It consumes each stream exactly as the live one does.
+    """
+    current: list[int | None] = []
+
+    def decided(look: Look, alpha: float) -> bool:
+        if look.n <= BLOCK:  # (a stream's first look: the next stream's stop)
+            current[:] = [next(stops)]
+        stop = current[0]
+        return stop is not None and look.n >= stop
+
+    return decided
+
+
+def references() -> dict[str, object]:
+    """What savvi and gbstats answer on the recorded streams (the ``reference`` group)."""
+    tuning = same_mixture_tuning(REFERENCE_ALPHA, 2 * REFERENCE_ALPHA)
+    latency = {
+        str(slower): [
+            [
+                reference_latency(look, REFERENCE_ALPHA),
+                reference_latency(look, 2 * REFERENCE_ALPHA, tuning=tuning),
+            ]
+            for look in latency_looks(slower)
+        ]
+        for slower in (1.0, 1.2)
+    }
+    return {
+        "sample_ratio": [savvi_odds(c, w) for c, w in RATIO_CASES],
+        "latency": latency,
+        "errors": [theirs for _, theirs in error_pairs(reference_errors)],
+    }
+
+
+if __name__ == "__main__":
+    REFERENCES.write_text(json.dumps(references()) + "\n", encoding="utf-8")
+    print(f"wrote {REFERENCES}")

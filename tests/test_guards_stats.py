@@ -9,9 +9,11 @@ benchmark's size (benchmarks/bench_guards.py runs the full ones).
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -26,18 +28,21 @@ from aioflags._guards._stats import (
     split_alpha,
 )
 from tests.guard_streams import (
+    RATIO_CASES,
+    REFERENCE_ALPHA,
+    REFERENCES,
     Look,
     binomial,
+    error_pairs,
     error_stream,
     errors_test,
     first_decision,
+    latency_looks,
     latency_stream,
     latency_test,
     median,
-    reference_errors,
-    reference_latency,
-    same_mixture_tuning,
-    stopping_pair,
+    recorded_reference,
+    references,
 )
 
 N = 10_000  # requests per arm, well above the floor
@@ -383,31 +388,22 @@ def test_power_latency_20_percent_slower_median_meets_the_contract() -> None:
     assert median(found) <= 5_000
 
 
-# -- the references (the `reference` dependency group; skipped without it) ------
+# -- the references: savvi's and gbstats' answers, recorded (tests/guard_streams.py) --
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("counts", "weights"),
-    [
-        ([5_500, 4_500], [0.5, 0.5]),
-        ([5_020, 4_980], [0.5, 0.5]),
-        ([880, 1_120], [0.5, 0.5]),
-        ([2_400, 7_600], [0.25, 0.75]),
-        ([800, 700, 1_500], [0.25, 0.25, 0.5]),
-    ],
-)
-def test_the_sample_ratio_is_savvis_multinomial(
-    counts: list[int], weights: list[float]
-) -> None:
+def _recorded() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(REFERENCES.read_text(encoding="utf-8"))
+    return loaded
+
+
+@pytest.mark.parametrize("case", range(len(RATIO_CASES)))
+def test_the_sample_ratio_is_savvis_multinomial(case: int) -> None:
     """The same Bayes factor as savvi's Multinomial (Lindon & Malek), to rounding."""
-    np = pytest.importorskip("numpy")
-    savvi = pytest.importorskip("savvi.multinomial")
-    test = savvi.Multinomial(0.01, np.array(weights))
-    test.update(np.array(counts))
+    counts, weights = RATIO_CASES[case]
+    odds = _recorded()["sample_ratio"][case]
     ours = ratio_evidence(counts, weights, 0.01)
-    assert ours.value == pytest.approx(float(test.odds), rel=1e-9)
-    assert ours.decided == (float(test.odds) >= 100)
+    assert ours.value == pytest.approx(odds, rel=1e-9)
+    assert ours.decided == (odds >= 100)
 
 
 @pytest.mark.slow
@@ -422,35 +418,44 @@ def test_latency_decides_between_gbstats_at_alpha_and_at_twice_alpha(
     0 above at alpha, aioflags decides; where aioflags decides, gbstats
     does at 2 * alpha with the same mixture.
     """
-    pytest.importorskip("gbstats")
-    alpha = 0.005
-    tuning = same_mixture_tuning(alpha, 2 * alpha)
-    rng = random.Random(12)
+    recorded = _recorded()["latency"][str(slower)]
+    looks = list(latency_looks(slower))
+    assert len(looks) == len(recorded)
     decided = 0
-    for _ in range(30):
-        for look in latency_stream(rng, slower, 40):
-            ours = latency_test(look, alpha).decided
-            decided += ours
-            if reference_latency(look, alpha):
-                assert ours, look
-            if ours:
-                assert reference_latency(look, 2 * alpha, tuning=tuning), look
+    for look, (theirs, theirs_twice) in zip(looks, recorded, strict=True):
+        ours = latency_test(look, REFERENCE_ALPHA).decided
+        decided += ours
+        if theirs:
+            assert ours, look
+        if ours:
+            assert theirs_twice, look
     assert decided > 0 if slower > 1 else decided >= 0
 
 
 @pytest.mark.slow
 def test_errors_agree_with_savvi_on_the_same_streams() -> None:
     """savvi's multinomial test of the errors' split (two-sided, conditional): fewer decisions, later."""
-    pytest.importorskip("savvi.multinomial")
-    rng = random.Random(5)
-    pairs = [
-        stopping_pair(
-            error_stream(rng, 0.01, 0.02, 100), errors_test, reference_errors, 0.005
-        )
-        for _ in range(40)
-    ]
+    stops = iter(_recorded()["errors"])
+    pairs = error_pairs(recorded_reference(stops))
+    assert next(stops, "done") == "done"  # (every recorded stream was read)
     agree = sum((mine is None) == (theirs is None) for mine, theirs in pairs)
     assert agree >= 36
     ratios = [mine / theirs for mine, theirs in pairs if mine and theirs]
     assert ratios
     assert median(ratios) <= 1.0
+
+
+@pytest.mark.slow
+def test_the_recorded_references_are_what_savvi_and_gbstats_answer() -> None:
+    """tests/guard_references.json is today's answer of the libraries (the `reference` group).
+
+    Skipped where the group is not installed (`nox -s reference` installs
+    it); the three tests above read the record everywhere.
+    """
+    pytest.importorskip("savvi.multinomial")
+    pytest.importorskip("gbstats")
+    live = references()
+    recorded = _recorded()
+    assert live["errors"] == recorded["errors"]
+    assert live["latency"] == recorded["latency"]
+    assert live["sample_ratio"] == pytest.approx(recorded["sample_ratio"], rel=1e-12)
