@@ -53,11 +53,20 @@ FLAG_FILE_KEYS = {"flags", "flagValues", "segments", "$schema"}
 BLOCK = re.compile(r"```(yaml|json)\n(.*?)```", re.S)
 
 
+#: The JSON files of tests/ that are not flag files.
+NOT_FLAG_FILES = {
+    # savvi's and gbstats' answers, recorded (tests/guard_streams.py)
+    "tests/guard_references.json",
+}
+
+
 def flag_files() -> dict[str, tuple[str, str]]:
     """Every flag file we ship or show: name -> (suffix, text)."""
     found: dict[str, tuple[str, str]] = {}
     for folder in ("examples", "tests"):
         for path in sorted((ROOT / folder).rglob("*")):
+            if str(path.relative_to(ROOT)) in NOT_FLAG_FILES:
+                continue
             if path.suffix in (".json", ".yaml", ".yml"):
                 found[str(path.relative_to(ROOT))] = (path.suffix, path.read_text())
     for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
