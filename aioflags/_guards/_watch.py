@@ -60,8 +60,8 @@ class Lane:
     __slots__ = ("arm", "failed", "metrics", "ok", "watch")
 
     def __init__(self, watch: Watch, arm: int) -> None:
-        self.watch = watch
-        self.arm = arm
+        self.watch: Watch = watch
+        self.arm: int = arm
         #: The seconds of the requests that ended since the last fold:
         #: those that succeeded, and those that failed.
         self.ok: list[float] = []
@@ -165,14 +165,14 @@ class Watch:
         arm_values: list[JSONValue],
         split_of: list[int],
     ) -> None:
-        self.guard = guard
+        self.guard: GuardRun = guard
         self.scope: contextvars.ContextVar[Any] = guard.var
-        self.version = version
-        self.splits = splits
-        self.arm_variations = arm_variations
-        self.arm_values = arm_values
-        self.split_of = split_of
-        self.counts = [Counts() for _ in arm_variations]
+        self.version: int = version
+        self.splits: list[_Split] = splits
+        self.arm_variations: list[int] = arm_variations
+        self.arm_values: list[JSONValue] = arm_values
+        self.split_of: list[int] = split_of
+        self.counts: list[Counts] = [Counts() for _ in arm_variations]
         #: On a flag plane's leader: each follower's counts of this version
         #: (by member), added to this process's own when it looks.
         self.others: dict[str, list[Counts]] = {}
@@ -182,29 +182,29 @@ class Watch:
         #: The pin's result (control, reason GUARDED), or None.
         self.pinned: Result | None = None
         #: Released for this version: it keeps counting and never decides again.
-        self.released = False
-        self.seen = 0
-        self.next_look = LOOK_EVERY
+        self.released: bool = False
+        self.seen: int = 0
+        self.next_look: int = LOOK_EVERY
         #: Each arm's :class:`Lane`: a scope's end appends there, and
         #: counts in :attr:`waiting`; folded when :attr:`due` requests
         #: wait, or the status is read.
-        self.lanes = [Lane(self, arm) for arm in range(len(arm_variations))]
-        self.waiting = 0
-        self.due = LOOK_EVERY
+        self.lanes: list[Lane] = [Lane(self, arm) for arm in range(len(arm_variations))]
+        self.waiting: int = 0
+        self.due: int = LOOK_EVERY
         self._folding = threading.Lock()
-        self.state = "collecting"
+        self.state: str = "collecting"
         self.needed: int | None = None
         #: The last look's evidence: (metric, treatment's variation, the
         #: test's Evidence), made into MetricEvidence by :meth:`status` only.
         self.evidence: list[tuple[str, int, _stats.Evidence]] = []
-        self.message = ""
+        self.message: str = ""
         #: The app metrics whose sums overflowed (said once, then not tested).
         self.overflowed: set[str] = set()
         #: Held while it looks or releases: two threads of a blocking client
         #: reaching a look at once make one decision (the other skips its
         #: look), and a release is not undone by a look under way. Reentrant:
         #: a handler told of the decision may release it.
-        self.looking = threading.RLock()
+        self.looking: threading.RLock = threading.RLock()
 
     # ------------------------------------------------------- the recording
     def fold(self, look: bool = True) -> None:
@@ -614,15 +614,15 @@ class GuardRun:
         var: contextvars.ContextVar[Any],
         tell: Callable[[GuardEvent], None],
     ) -> None:
-        self.config = config
+        self.config: Guard = config
         #: The client's request scope (its ``ContextVar``, of a ``_scope.Scope``:
         #: typed Any, as ``_scope`` imports this module).
-        self.var = var
-        self.tell_guards = tell
+        self.var: contextvars.ContextVar[Any] = var
+        self.tell_guards: Callable[[GuardEvent], None] = tell
         #: The watch of the current version (None: none to watch).
         self.current: Watch | None = None
         #: This process follows a flag plane's leader: it counts, never decides.
-        self.follows = False
+        self.follows: bool = False
         #: What is wrong with the version seen last ("" if nothing), and
         #: the state it puts the guard in (said once per version).
         self.problem: tuple[str, str] | None = None
