@@ -11,7 +11,7 @@ unguarded flag's head is its own: it pays nothing per evaluation.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._codegen import Code
 
@@ -84,7 +84,7 @@ class Guarded(Protocol):
         ...
 
 
-def guarded_run(operands: tuple[object, ...], ctx: Context, st: object) -> Result:
+def guarded_run(operands: Any, ctx: Context, st: object) -> Result:
     """The run of a guarded flag's head: the pin, or the flag's own result with its arm noted.
 
     ``operands``: the watch, the flag's own code's ``run`` and operands,
@@ -94,14 +94,14 @@ def guarded_run(operands: tuple[object, ...], ctx: Context, st: object) -> Resul
     code raises.
     """
     watch = operands[0]
-    pinned = watch.pinned  # type: ignore[attr-defined]
+    pinned: Result | None = watch.pinned
     if pinned is not None:
-        return pinned  # type: ignore[no-any-return]
-    run: Runner = operands[1]  # type: ignore[assignment]
+        return pinned
+    run: Runner = operands[1]
     result = run(operands[2], ctx, st)
-    lane = operands[3].get(id(result))  # type: ignore[attr-defined]
+    lane = operands[3].get(id(result))
     if lane is not None:
-        scope = operands[4].get()  # type: ignore[attr-defined]
+        scope = operands[4].get()
         if scope is not None:
             noted = scope.lane
             if noted is None:

@@ -17,7 +17,7 @@ import logging
 import math
 import operator
 import threading
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from aioflags._evaluation._model import splits_of
 from aioflags._evaluation._results import Reason, Result, own_cache
@@ -493,15 +493,16 @@ class Watch:
                 False,
                 own_cache(),
             )
-            self.state = "pinned"
+            decided: Literal["alerted", "pinned"] = "pinned"
         elif kind == "alerted":
-            self.state = "alerted"
+            decided = "alerted"
         else:
             return
+        self.state = decided
         self.needed = 0
         self.message = message
         logger.info("%s (the flag plane's leader decided)", message)
-        self.guard.tell(kind, self, None, message)
+        self.guard.tell(decided, self, None, message)
 
     def release(self) -> bool:
         """Drop the pin (or the alert) of this version; it keeps counting, never decides again."""
@@ -754,11 +755,17 @@ class GuardRun:
         lanes = current.lanes
         return current, {key: lanes[arm] for key, arm in arms.items()}
 
-    def tell(self, kind: str, watch: Watch, metric: str | None, message: str) -> None:
+    def tell(
+        self,
+        kind: Literal["alerted", "pinned", "released"],
+        watch: Watch,
+        metric: str | None,
+        message: str,
+    ) -> None:
         """A decision or a release: the client's guards hand it to handlers and iterators."""
         self.tell_guards(
             GuardEvent(
-                kind=kind,  # type: ignore[arg-type]
+                kind=kind,
                 name=self.config.name,
                 flag=self.config.flag,
                 version=watch.version,
