@@ -111,14 +111,7 @@ class Scope:
                 self._record(exc)
 
     async def __aenter__(self) -> Scope:
-        guards = self._guards
-        if guards is not None and (
-            (outer := guards.var.get()) is None or outer._token is None
-        ):  # (no scope open here, or one left already: in another task)
-            self._token = guards.var.set(self)
-            clock = guards.clock  # (an attribute's call: no method lookup)
-            self._start = clock()
-        return self
+        return self.__enter__()
 
     async def __aexit__(
         self,
@@ -126,16 +119,7 @@ class Scope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        token = self._token
-        if token is not None:
-            self._token = None
-            var = token.var
-            try:
-                var.reset(token)
-            except ValueError:  # left in another context than entered: still recorded
-                var.set(None)
-            if self.lane is not None:  # (most requests: no guarded flag, no call)
-                self._record(exc)
+        self.__exit__(exc_type, exc, tb)
 
     def end(self) -> None:
         """Record the request now: its response has gone out (a middleware calls it).
