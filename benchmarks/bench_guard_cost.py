@@ -5,7 +5,8 @@
 Runs itself under ``valgrind --tool=callgrind`` (one process, windows
 opened on ``os.getpgrp`` and dumped on ``os.getppid``, as eval_window.py).
 One client, a 50/50 LaunchDarkly rollout flag ``f`` and ``--requests``
-contexts it has not seen, each window the same evaluations
+contexts, the same keys in each window (new objects: nothing a context
+keeps from one window helps the next), each window the same evaluations
 (``await client.variation("f", ...)``):
 
 1. ``plain``: the flag unguarded (a guard on another flag, never evaluated)
@@ -15,7 +16,8 @@ contexts it has not seen, each window the same evaluations
 4. ``scopes``: request scopes opened and closed with nothing in them
    (``async with client.guards.request(): pass``), per scope
 5. ``requests``: each evaluation in a request scope of its own, opened and
-   closed: the outcome recorded, a look every 100 requests, amortised
+   closed: the outcome recorded, its arm's lane folded and looked at when
+   it holds 100 requests (``_scope.LOOK_EVERY``), amortised
 6. ``asgi``: ASGI requests through ``aioflags.lens.LensMiddleware`` of a
    client with no guard and no lens, to an app that answers at once and
    evaluates no flag, per request
@@ -24,8 +26,10 @@ contexts it has not seen, each window the same evaluations
 
 Prints instructions per evaluation (or scope) for each, the guarded
 evaluation against the plain one, and recording a request's outcome:
-(5 - 2 - 4), what a request with an arm costs beyond its evaluation and
-an empty scope (its arm's counts, the clock, the looks amortised).
+(5 - 3 - 4), what a request with an arm costs beyond its evaluation in a
+scope and an empty scope: the arm noted, the clock, the append, the folds
+and looks amortised. (An evaluation in a scope reads the scope's variable
+whether or not it notes an arm: that is the guarded evaluation's cost.)
 """
 
 from __future__ import annotations
@@ -74,8 +78,8 @@ def child(requests: int) -> None:
 
     async def main() -> None:
         batches = [
-            [aioflags.Context.create(f"{window}-{i}") for i in range(requests)]
-            for window in range(len(WINDOWS) + 1)
+            [aioflags.Context.create(f"user-{i}") for i in range(requests)]
+            for _ in range(len(WINDOWS) + 1)
         ]
         warm = [aioflags.Context.create(f"warm-{i}") for i in range(200)]
         other = aioflags.Config(
@@ -211,8 +215,8 @@ def main() -> None:
         f" ({per['asgi guards'] - per['asgi']:+.0f})"
     )
     print(
-        f"recording a request's outcome (arm's counts, clock, looks): "
-        f"{per['requests'] - per['guarded'] - per['scopes']:.0f} instructions"
+        f"recording a request's outcome (its arm noted, the clock, folds and looks): "
+        f"{per['requests'] - per['in scope'] - per['scopes']:.0f} instructions"
     )
 
 

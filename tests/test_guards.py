@@ -511,7 +511,7 @@ async def test_issue98_a_failing_statistic_never_reaches_the_request(
     def broken(*args: object) -> _stats.Evidence:
         raise ZeroDivisionError("a bug in the statistics")
 
-    monkeypatch.setattr(_stats, "rate_evidence", broken)
+    monkeypatch.setattr(_stats, "rates", broken)
     data = _data()
     clock = Clock()
     async with _client(data, _guard(action="pin")) as client:
@@ -705,37 +705,109 @@ async def test_issue98_a_blocking_clients_pin_wakes_an_iterator_on_another_loop(
 async def test_issue98_gcost_a_requests_end_appends_its_seconds_and_folds_once_a_look() -> (
     None
 ):
-    """Recording appends a float a request: logarithms and sums wait for the look (or the status)."""
+    """Recording appends a float a request: logarithms and sums wait for the look (or the status).
+
+    A look every 100 requests per arm: a 50/50 rollout's watch looks at
+    the 200th request, as the simulations of docs/benchmarks.md do.
+    """
     data = _data()
     clock = Clock()
     async with _client(data, _guard(metrics=[errors(), latency()])) as client:
         client.guards.clock = clock
-        await _requests(client, clock, 99, fail=lambda value, rng: not value)
         watch = client.guards._runs["f"].current
-        assert watch is not None
+        assert watch is not None and watch.look_every == 200
+        await _requests(client, clock, 199, fail=lambda value, rng: not value)
         assert [c.requests for c in watch.counts] == [0, 0]  # nothing folded yet
-        assert watch.waiting == 99
+        assert watch.waiting == 199
         waiting = {
             (watch.arm_values[lane.arm], failed): [round(t, 6) for t in seconds]
             for lane in watch.lanes
             for failed, seconds in ((0, lane.ok), (1, lane.failed))
         }  # (only the seconds, in their arm's lane by outcome: control failed)
         assert not waiting[True, 1] and not waiting[False, 0]
-        assert len(waiting[True, 0]) + len(waiting[False, 1]) == 99
+        assert len(waiting[True, 0]) + len(waiting[False, 1]) == 199
         assert set(waiting[True, 0]) | set(waiting[False, 1]) == {0.01}
-        assert watch.evidence == []  # (no look before the 100th request)
+        assert watch.evidence == []  # (no look before the 200th request)
         await _requests(client, clock, 1, prefix="v")
-        assert watch.waiting == 0  # the 100th: folded, and looked
+        assert watch.waiting == 0  # the 200th: folded, and looked
         assert not any(lane.ok or lane.failed for lane in watch.lanes)
         assert watch.evidence != []
-        assert sum(c.requests for c in watch.counts) == watch.seen == 100
+        assert sum(c.requests for c in watch.counts) == watch.seen == 200
         assert all(
             c.log_s == pytest.approx(c.log_n * math.log(0.01)) for c in watch.counts
         )
         await _requests(client, clock, 10, prefix="w")
         arms = _arms(client)  # (the status folds what waits, without a look)
-        assert sum(arms.values()) == 110 and watch.waiting == 0
-        assert watch.due == 90  # (the next look still at the 200th)
+        assert sum(arms.values()) == 210 and watch.waiting == 0
+        assert watch.due == 190  # (the next look still at the 400th)
+
+
+@pytest.mark.asyncio
+async def test_issue98_gcost_the_fold_sums_the_logarithms_and_their_squares() -> None:
+    """The fold's sum of squares (hypot's square, one call in C) is the sum of the squares."""
+    data = _data()
+    clock = Clock()
+    async with _client(data, _guard()) as client:
+        client.guards.clock = clock
+        rng = random.Random(98)
+        await _requests(
+            client,
+            clock,
+            1000,
+            fail=lambda value, rng: False,
+            seconds=lambda value: rng.lognormvariate(-4.0, 2.0),  # (µs to minutes)
+        )
+        watch = client.guards._runs["f"].current
+        assert watch is not None
+        watch.fold(look=False)
+        # The same durations, again: each request's seconds, by arm.
+        seen: dict[int, list[float]] = {arm: [] for arm in range(len(watch.counts))}
+        rng = random.Random(98)
+        for i in range(1000):
+            result = await client.variation_detail("f", Context.create(f"u{i}"), False)
+            assert result.variation_index is not None
+            arm = watch.arm_variations.index(result.variation_index)
+            seen[arm].append(rng.lognormvariate(-4.0, 2.0))
+        for arm, counts in enumerate(watch.counts):
+            logs = [math.log(second) for second in seen[arm]]
+            assert counts.log_n == len(logs) > 400
+            assert counts.log_s == pytest.approx(math.fsum(logs), rel=1e-12)
+            assert counts.log_q == pytest.approx(
+                math.fsum(x * x for x in logs), rel=1e-12
+            )
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "wrong", [0.0, -0.5, math.nan, math.inf], ids=["still", "back", "nan", "inf"]
+)
+async def test_issue98_gcost_a_clock_gone_wrong_counts_the_floor_and_spoils_nothing(
+    wrong: float,
+) -> None:
+    """A duration that is not a positive finite number counts 1e-9 s: the sums stay finite."""
+    data = _data()
+    # The clock a scope reads at its start, then at its end: 0, then the
+    # request's duration (every tenth one gone wrong).
+    readings = iter(
+        reading for i in range(300) for reading in (0.0, wrong if i % 10 == 3 else 0.01)
+    )
+    async with _client(data, _guard()) as client:
+        client.guards.clock = lambda: next(readings)
+        for i in range(300):
+            async with client.guards.request():
+                await client.bool_variation("f", Context.create(f"u{i}"), False)
+        watch = client.guards._runs["f"].current
+        assert watch is not None
+        watch.fold(look=False)
+        assert sum(c.log_n for c in watch.counts) == 300
+        floor = math.log(1e-9)
+        total = sum(c.log_s for c in watch.counts)
+        assert total == pytest.approx(30 * floor + 270 * math.log(0.01), rel=1e-12)
+        squares = sum(c.log_q for c in watch.counts)
+        assert squares == pytest.approx(
+            30 * floor**2 + 270 * math.log(0.01) ** 2, rel=1e-12
+        )
+        assert client.guards.status["f"].state == "collecting"  # (it looked: no error)
 
 
 @pytest.mark.asyncio

@@ -500,14 +500,14 @@ async def test_issue98_GA3_two_threads_looking_at_once_decide_once(
         # for the other inside its test. Fixed, the second skips its look,
         # the barrier times out, and the first decides alone.
         barrier = threading.Barrier(2, timeout=1.0)
-        test = _stats.rate_evidence
+        test = _stats.rates
 
         def meet(*args: Any) -> _stats.Evidence:
             with contextlib.suppress(threading.BrokenBarrierError):
                 barrier.wait()
             return test(*args)
 
-        monkeypatch.setattr(_stats, "rate_evidence", meet)
+        monkeypatch.setattr(_stats, "rates", meet)
         async with anyio.create_task_group() as tg:
             for _ in range(2):
                 tg.start_soon(anyio.to_thread.run_sync, watch.look)

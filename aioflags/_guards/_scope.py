@@ -37,11 +37,6 @@ _KEPT: Final = 1000
 _WARN_EVERY: Final = 60.0
 
 
-def _failed(status: object) -> bool:
-    """Whether a request's status is a server error (500 or more; not a number: no)."""
-    return isinstance(status, int) and status >= 500
-
-
 @final
 class Scope:
     """One request's scope for the guards: ``with`` or ``async with client.guards.request():``.
@@ -107,8 +102,9 @@ class Scope:
                 var.reset(token)
             except ValueError:  # left in another context than entered: still recorded
                 var.set(None)
-            if self.lane is not None:  # (most requests: no guarded flag, no call)
-                self._record(exc)
+            lane = self.lane
+            if lane is not None and not self._done:  # (most: no guarded flag, no call)
+                self._record(lane, exc)
 
     async def __aenter__(self) -> Scope:
         return self.__enter__()
@@ -130,8 +126,9 @@ class Scope:
         after this (a background task) counts nowhere. Never raises.
         """
         if self._token is not None and not self._done:
-            if self.lane is not None:  # (no guarded flag: no call)
-                self._record(None)
+            lane = self.lane
+            if lane is not None:  # (no guarded flag: no call)
+                self._record(lane, None)
             self._done = True
 
     def also(self, lane: Lane) -> None:
@@ -146,58 +143,67 @@ class Scope:
         """Count this request nowhere (its client left before its response ended)."""
         self._done = True
 
-    def _record(self, exc: BaseException | None) -> None:
-        """Record the request's outcome (``exc``: what left the scope) in its arms' lanes."""
+    def _record(self, lane: Lane, exc: BaseException | None) -> None:
+        """Record the request's outcome (``exc``: what left the scope) in its arms' lanes.
+
+        ``lane``: the first guarded flag's arm (the request is not recorded
+        yet). The outcome is left in each arm's lane for its watch to fold:
+        no logarithm, sum or allocation here, and the common request (one
+        guarded flag, no app metric) goes straight through. Never raises
+        into the request.
+        """
         guards = self._guards
         assert guards is not None  # (entered: with guards)
-        lane = self.lane
-        if lane is None or self._done:
-            return
-        # The outcome, left in each arm's lane for its watch to fold (never
-        # raising into the request): no logarithm, sum or allocation here.
-        error = exc is not None and isinstance(exc, Exception)
-        if self.status is not None and not error:
-            error = _failed(self.status)
-        clock = guards.clock  # (an attribute's call: no method lookup)
+        status = self.status
+        error = (exc is not None and isinstance(exc, Exception)) or (
+            isinstance(status, int) and status >= 500
+        )  # (None, or a status not a number: not an error)
         try:
-            seconds = clock() - self._start
+            seconds = guards.clock() - self._start
         except Exception:  # noqa: BLE001 - a failing clock: the outcome is lost, said once
             guards.failure("the clock")
             return
+        if self.more is not None or self.metrics is not None:
+            self._record_more(guards, lane, error, seconds)
+            return
+        (lane.failed if error else lane.ok).append(seconds)  # (gone wrong: floored)
+        watch = lane.watch
+        watch.waiting += 1
+        if watch.waiting >= watch.due:
+            try:
+                watch.fold()
+            except Exception:  # noqa: BLE001 - logged once per guard
+                guards.failure(watch.guard.config.name)
+
+    def _record_more(
+        self, guards: Guards, first: Lane, error: bool, seconds: float
+    ) -> None:
+        """:meth:`_record` of a request with app metrics, or with two guarded flags or more."""
         more = self.more
+        lanes = [first]
         if more is not None:  # (attribution: only requests two guards share)
             from ._watch import record_joint  # (loaded: a watch exists)
 
             try:  # (before the arms: a look they make sees this request's pair)
-                arms = {lane.watch: lane.arm}
+                arms = {first.watch: first.arm}
                 arms.update((watch, other.arm) for watch, other in more.items())
                 record_joint(arms)
             except Exception:  # noqa: BLE001 - logged once
                 guards.failure("the shared requests")
+            lanes.extend(more.values())
         metrics = self.metrics
-        try:  # (the first guarded flag written out: most requests have one)
-            (lane.failed if error else lane.ok).append(seconds)
-            if metrics is not None:
-                lane.metrics.append(metrics)
-            watch = lane.watch
-            watch.waiting += 1
-            if watch.waiting >= watch.due:
-                watch.fold()
-        except Exception:  # noqa: BLE001 - logged once per guard
-            guards.failure(lane.watch.guard.config.name)
-        if more is not None:
-            for lane in more.values():
-                # (one try per guard, so that one failing spares the others)
-                try:
-                    (lane.failed if error else lane.ok).append(seconds)
-                    if metrics is not None:
-                        lane.metrics.append(metrics)
-                    watch = lane.watch
-                    watch.waiting += 1
-                    if watch.waiting >= watch.due:
-                        watch.fold()
-                except Exception:  # noqa: BLE001, PERF203 - logged once per guard
-                    guards.failure(lane.watch.guard.config.name)
+        for lane in lanes:
+            # (one try per guard, so that one failing spares the others)
+            try:
+                (lane.failed if error else lane.ok).append(seconds)
+                if metrics is not None:
+                    lane.metrics.append(metrics)
+                watch = lane.watch
+                watch.waiting += 1
+                if watch.waiting >= watch.due:
+                    watch.fold()
+            except Exception:  # noqa: BLE001, PERF203 - logged once per guard
+                guards.failure(lane.watch.guard.config.name)
 
 
 @final

@@ -52,8 +52,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -64,7 +63,10 @@ __all__ = [
     "SRM_CONCENTRATION",
     "Evidence",
     "mean_evidence",
+    "means",
     "rate_evidence",
+    "rates",
+    "ratio",
     "ratio_evidence",
     "split_alpha",
 ]
@@ -99,8 +101,7 @@ _LOG_MAX: Final[float] = 709.0
 _WORSE: Final = ("higher", "lower")
 
 
-@dataclass(frozen=True, slots=True)
-class Evidence:
+class Evidence(NamedTuple):
     """How strongly the counts say the treatment harms, and whether that decides.
 
     ``value`` is the anytime-valid e-value (a mixture likelihood ratio): under
@@ -141,13 +142,18 @@ def rate_evidence(n_c: int, x_c: int, n_t: int, x_t: int, alpha: float) -> Evide
     _check_count("x_c", x_c, n_c, "n_c")
     _check_count("x_t", x_t, n_t, "n_t")
     _check_alpha(alpha)
+    return rates(n_c, x_c, n_t, x_t, alpha)
+
+
+def rates(n_c: int, x_c: int, n_t: int, x_t: int, alpha: float) -> Evidence:
+    """:func:`rate_evidence` of counts known to be valid (a watch's own): unchecked."""
     needed = max(0, MIN_PER_ARM - min(n_c, n_t))
     if n_c == 0 or n_t == 0:
-        return Evidence(value=1.0, decided=False, needed=needed)
+        return Evidence(1.0, False, needed)
     pooled = (x_c + x_t) / (n_c + n_t)
     variance = pooled * (1.0 - pooled) * (1.0 / n_c + 1.0 / n_t)
     value = _one_sided(x_t / n_t - x_c / n_c, variance, n_c + n_t, alpha)
-    return _evidence(value, alpha, needed)
+    return Evidence(value, needed == 0 and value >= 1.0 / alpha, needed)
 
 
 def mean_evidence(
@@ -178,16 +184,33 @@ def mean_evidence(
     _check_alpha(alpha)
     if worse not in _WORSE:
         raise ValueError(f"worse must be 'higher' or 'lower', got {worse!r}")
+    return means(n_c, s_c, q_c, n_t, s_t, q_t, alpha, worse == "higher")
+
+
+def means(
+    n_c: int,
+    s_c: float,
+    q_c: float,
+    n_t: int,
+    s_t: float,
+    q_t: float,
+    alpha: float,
+    higher: bool = True,
+) -> Evidence:
+    """:func:`mean_evidence` of sums known to be valid (a watch's own): unchecked.
+
+    ``higher``: a higher mean is worse (else a lower one).
+    """
     needed = max(0, MIN_PER_ARM - min(n_c, n_t))
     if n_c < 2 or n_t < 2:
-        return Evidence(value=1.0, decided=False, needed=needed)
+        return Evidence(1.0, False, needed)
     mean_c, mean_t = s_c / n_c, s_t / n_t
     # The sample variance from the sums; rounding may leave it a hair below 0.
     var_c = max(0.0, (q_c - s_c * mean_c) / (n_c - 1))
     var_t = max(0.0, (q_t - s_t * mean_t) / (n_t - 1))
-    harm = mean_t - mean_c if worse == "higher" else mean_c - mean_t
+    harm = mean_t - mean_c if higher else mean_c - mean_t
     value = _one_sided(harm, var_c / n_c + var_t / n_t, n_c + n_t, alpha)
-    return _evidence(value, alpha, needed)
+    return Evidence(value, needed == 0 and value >= 1.0 / alpha, needed)
 
 
 def ratio_evidence(
@@ -213,17 +236,25 @@ def ratio_evidence(
         if weight <= 0:
             raise ValueError(f"weights must be > 0, got {weight!r}")
     _check_alpha(alpha)
+    whole = math.fsum(weights)
+    return ratio(counts, [weight / whole for weight in weights], alpha)
+
+
+def ratio(counts: Sequence[int], shares: Sequence[float], alpha: float) -> Evidence:
+    """:func:`ratio_evidence` of counts known to be valid (a watch's own): unchecked.
+
+    ``shares``: the weights' proportions (each > 0, summing to 1).
+    """
     arms = len(counts)
     total = sum(counts)
     needed = max(0, -(-(MIN_PER_ARM * arms - total) // arms))
-    whole = math.fsum(weights)
     log_value = math.lgamma(SRM_CONCENTRATION) - math.lgamma(SRM_CONCENTRATION + total)
-    for count, weight in zip(counts, weights, strict=True):
-        share = weight / whole
+    for count, share in zip(counts, shares, strict=True):
         prior = SRM_CONCENTRATION * share
         log_value += math.lgamma(prior + count) - math.lgamma(prior)
         log_value -= count * math.log(share)
-    return _evidence(_exp(log_value), alpha, needed)
+    value = _exp(log_value)
+    return Evidence(value, needed == 0 and value >= 1.0 / alpha, needed)
 
 
 def _one_sided(harm: float, variance: float, total: int, alpha: float) -> float:
@@ -257,12 +288,6 @@ def _rho_squared(alpha: float) -> float:
 
 def _exp(log_value: float) -> float:
     return math.inf if log_value > _LOG_MAX else math.exp(log_value)
-
-
-def _evidence(value: float, alpha: float, needed: int) -> Evidence:
-    return Evidence(
-        value=value, decided=needed == 0 and value >= 1.0 / alpha, needed=needed
-    )
 
 
 def _check_alpha(alpha: float) -> None:

@@ -5,17 +5,17 @@ flag (``_evaluation._guarded.Guarded``); shown a flag version, it checks
 it (the flag exists, ``control`` is one of its variations, it has a
 randomized assignment) and gives the :class:`Watch` of that version: a
 new version starts afresh (counts, pin, decision dropped). A request
-scope records each request's outcome into its arm's :class:`~._counts.Counts`
-(:meth:`Watch.record`), and every :data:`LOOK_EVERY` requests the watch
-looks: the sample ratio first, then each metric, treatment against
-control, with alpha split across them (``_stats``).
+scope records each request's outcome in its arm's :class:`Lane`
+(``_scope``), folded into the arm's :class:`~._counts.Counts`, and every
+:data:`LOOK_EVERY` requests per arm the watch looks: the sample ratio first,
+then each metric, treatment against control, with alpha split across
+them (``_stats``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import operator
 import threading
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -39,9 +39,14 @@ __all__ = ["LOOK_EVERY", "GuardRun", "Lane", "Watch", "record_joint"]
 
 logger = logging.getLogger("aioflags.guards")
 
-#: A guard looks (runs its tests) every this many recorded requests.
+#: A guard looks (runs its tests) every this many recorded requests per
+#: arm (a 50/50 rollout: every 200 requests), as the simulations of
+#: docs/benchmarks.md look. An e-value is valid at any look: how often
+#: only sets how soon after the evidence suffices a guard decides.
 LOOK_EVERY: Final = 100
-#: The shortest duration recorded (its logarithm is taken).
+
+#: The shortest duration folded (its logarithm is taken): a clock that did
+#: not move, went back, or gave NaN or infinity counts this.
 _TINY: Final = 1e-9
 _LN2: Final = math.log(2.0)
 _LN2_SQUARED: Final = _LN2 * _LN2
@@ -68,6 +73,11 @@ class Lane:
         self.failed: list[float] = []
         #: Their app metrics' sums, of the requests that sent some.
         self.metrics: list[Mapping[str, float]] = []
+
+
+def _floored(seconds: float) -> float:
+    """A request's duration, or :data:`_TINY` if it is not a positive finite number."""
+    return seconds if _TINY <= seconds < math.inf else _TINY
 
 
 def _same(value: JSONValue, control: JSONValue) -> bool:
@@ -139,6 +149,7 @@ class Watch:
         "guard",
         "joint",
         "lanes",
+        "look_every",
         "looking",
         "message",
         "needed",
@@ -146,12 +157,14 @@ class Watch:
         "others",
         "overflowed",
         "pinned",
+        "ratios",
         "released",
         "scope",
         "seen",
         "split_of",
         "splits",
         "state",
+        "treatments",
         "version",
         "waiting",
     )
@@ -172,6 +185,34 @@ class Watch:
         self.arm_variations: list[int] = arm_variations
         self.arm_values: list[JSONValue] = arm_values
         self.split_of: list[int] = split_of
+        # What each look tests, fixed for the version (worked out once here):
+        #: Each (control, treatment) pair of arms to compare (a split whose
+        #: weights give control nothing, or a treatment nothing, has none).
+        self.treatments: list[tuple[int, int]] = [
+            (split.control, arm)
+            for split in splits
+            if split.control is not None
+            and (not split.known or split.weights[split.arms.index(split.control)] > 0)
+            for arm, weight in zip(split.arms, split.weights, strict=True)
+            if arm != split.control and weight > 0
+        ]
+        #: The sample-ratio checks: per split with known weights and a
+        #: control, the arms it sends to, their weights, their shares.
+        self.ratios: list[tuple[list[int], list[float], list[float]]] = []
+        for split in splits:
+            if split.control is None or not split.known:
+                continue
+            sent = [
+                (arm, weight)
+                for arm, weight in zip(split.arms, split.weights, strict=True)
+                if weight > 0
+            ]
+            if len(sent) >= 2:
+                weights = [weight for _, weight in sent]
+                whole = math.fsum(weights)
+                self.ratios.append(
+                    ([arm for arm, _ in sent], weights, [w / whole for w in weights])
+                )
         self.counts: list[Counts] = [Counts() for _ in arm_variations]
         #: On a flag plane's leader: each follower's counts of this version
         #: (by member), added to this process's own when it looks.
@@ -184,13 +225,15 @@ class Watch:
         #: Released for this version: it keeps counting and never decides again.
         self.released: bool = False
         self.seen: int = 0
-        self.next_look: int = LOOK_EVERY
+        #: Requests between two looks: :data:`LOOK_EVERY` per arm.
+        self.look_every: int = LOOK_EVERY * len(arm_variations)
+        self.next_look: int = self.look_every
         #: Each arm's :class:`Lane`: a scope's end appends there, and
         #: counts in :attr:`waiting`; folded when :attr:`due` requests
         #: wait, or the status is read.
         self.lanes: list[Lane] = [Lane(self, arm) for arm in range(len(arm_variations))]
         self.waiting: int = 0
-        self.due: int = LOOK_EVERY
+        self.due: int = self.look_every
         self._folding = threading.Lock()
         self.state: str = "collecting"
         self.needed: int | None = None
@@ -212,7 +255,7 @@ class Watch:
 
         A request scope's end only appends its seconds to its arm's
         :class:`Lane` (``_scope``): the logarithms and sums are taken here,
-        once every :data:`LOOK_EVERY` requests, or when the status is read
+        once every :attr:`look_every` requests, or when the status is read
         (``look`` false). A lock keeps two threads (a blocking client) from
         folding the same requests; one appended meanwhile waits for the next.
         """
@@ -233,7 +276,7 @@ class Watch:
                     _add_metrics(counts, sent)
             due = self.seen >= self.next_look
             if due and look:
-                self.next_look = self.seen + LOOK_EVERY
+                self.next_look = self.seen + self.look_every
             self.due = max(1, self.next_look - self.seen)
         if due and look:
             self.look()
@@ -245,14 +288,20 @@ class Watch:
         if failed:
             counts.errors += taken
         counts.log_n += taken
-        if not min(seconds) > _TINY or math.isnan(sum(seconds)):
-            # (a clock that did not move, or went wrong: the floor)
-            seconds = [second if second > _TINY else _TINY for second in seconds]
         # (log2, a one-argument function, then natural: math.log takes a
-        # tuple of arguments a call; the sums run in C)
-        logs = list(map(math.log2, seconds))
-        counts.log_s += sum(logs) * _LN2
-        counts.log_q += sum(map(operator.mul, logs, logs)) * _LN2_SQUARED
+        # tuple of arguments a call. The sum of squares as hypot's square:
+        # one call in C, where map(mul) and sum take a call per value;
+        # tests/test_guards.py pins that it is the sum of squares.)
+        try:
+            logs = list(map(math.log2, seconds))
+            log_s = sum(logs)
+        except ValueError:  # a duration <= 0: a clock that did not move or went back
+            log_s = math.nan
+        if not math.isfinite(log_s):  # (or NaN, infinite: a clock gone wrong)
+            logs = list(map(math.log2, map(_floored, seconds)))
+            log_s = sum(logs)
+        counts.log_s += log_s * _LN2
+        counts.log_q += math.hypot(*logs) ** 2 * _LN2_SQUARED
         self.seen += taken
 
     def total(self, arm: int) -> Counts:
@@ -272,7 +321,7 @@ class Watch:
 
         A follower on a flag plane never decides: its leader does. A look
         already under way on another thread: this one is skipped (the next
-        comes :data:`LOOK_EVERY` requests later).
+        comes :attr:`look_every` requests later).
         """
         looking = self.looking
         if not looking.acquire(blocking=False):
@@ -286,29 +335,11 @@ class Watch:
         if self.released or self.state in ("alerted", "pinned") or self.guard.follows:
             return
         config = self.guard.config
-        # (a split whose weights give control nothing has nothing to compare)
-        treatments = [
-            (split, arm)
-            for split in self.splits
-            if split.control is not None
-            and (not split.known or split.weights[split.arms.index(split.control)] > 0)
-            for arm, weight in zip(split.arms, split.weights, strict=True)
-            if arm != split.control and weight > 0
-        ]
-        for split in self.splits:
-            if split.control is None or not split.known:
-                continue
+        treatments = self.treatments
+        for arms, weights, shares in self.ratios:
             # (the sample-ratio test takes the arms the rollout sends to)
-            weighted = [
-                (self.total(arm).requests, weight)
-                for arm, weight in zip(split.arms, split.weights, strict=True)
-                if weight > 0
-            ]
-            if len(weighted) < 2:
-                continue
-            counts = [count for count, _ in weighted]
-            weights = [weight for _, weight in weighted]
-            ratio = _stats.ratio_evidence(counts, weights, config.alpha)
+            counts = [self.total(arm).requests for arm in arms]
+            ratio = _stats.ratio(counts, shares, config.alpha)
             if ratio.decided:
                 if self.state != "sample ratio off":
                     self.message = (
@@ -333,9 +364,7 @@ class Watch:
         each = _stats.split_alpha(config.alpha, len(config.metrics) * len(treatments))
         seen: list[tuple[str, int, _stats.Evidence]] = []
         needed = 0
-        for split, arm in treatments:
-            control = split.control
-            assert control is not None  # (treatments have one)
+        for control, arm in treatments:
             for metric in config.metrics:
                 evidence = self._test(metric, control, arm, each)
                 seen.append((metric.name, self.arm_variations[arm], evidence))
@@ -399,12 +428,11 @@ class Watch:
         self, metric: Metric, control: int, arm: int, alpha: float
     ) -> _stats.Evidence:
         c, t = self.total(control), self.total(arm)
+        # (the unchecked tests: these counts are the watch's own, valid by making)
         if metric.name == "errors":
-            return _stats.rate_evidence(
-                c.requests, c.errors, t.requests, t.errors, alpha
-            )
+            return _stats.rates(c.requests, c.errors, t.requests, t.errors, alpha)
         if metric.name == "latency":
-            return _stats.mean_evidence(
+            return _stats.means(
                 c.log_n, c.log_s, c.log_q, t.log_n, t.log_s, t.log_q, alpha
             )
         n_c, s_c, q_c = c.metric(metric.name)
@@ -424,8 +452,8 @@ class Watch:
                     self.version,
                 )
             return _stats.Evidence(value=1.0, decided=False, needed=0)
-        return _stats.mean_evidence(
-            n_c, s_c, q_c, n_t, s_t, q_t, alpha, worse=metric.worse
+        return _stats.means(
+            n_c, s_c, q_c, n_t, s_t, q_t, alpha, higher=metric.worse == "higher"
         )
 
     def _figures(self, metric: Metric, arm: int) -> str:
