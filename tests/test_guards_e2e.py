@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.slow, pytest.mark.timeout(900)]
 FAULT = 0.3
 #: Requests a second asked of the driver (the test needs no rate: what
 #: the machine reaches is enough).
-RATE = 150
+RATE = 400
 
 
 def _bench() -> ModuleType:
