@@ -848,9 +848,14 @@ def test_96_a_flagd_client_that_ends_well_closes_without_the_collector() -> None
     gc.callbacks.append(count)
     try:
         for run in (served, dropped, served):
+            collections.clear()
             asyncio.run(run())
             assert grpc_objects() == [], run.__name__
-        assert collections == []
+            # (the dropped run may close while a reconnect to the stopped
+            # server is being refused: a call cancelled before it was sent,
+            # which only the collector frees; on a busy machine it does)
+            if run is served:
+                assert collections == [], "a client that ended well collected"
     finally:
         gc.callbacks.remove(count)
         if enabled:
