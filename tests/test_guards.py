@@ -702,6 +702,46 @@ async def test_issue98_a_blocking_clients_pin_wakes_an_iterator_on_another_loop(
 
 
 @pytest.mark.asyncio
+async def test_issue98_iterators_waiting_on_two_event_loops_each_get_the_decision() -> (
+    None
+):
+    # Two threads, each running an event loop of its own, iterate the
+    # events; a decision wakes both. (They shared one wake event, bound to
+    # the first one's loop: the second's wait raised RuntimeError.)
+    import asyncio
+
+    data = _data()
+    async with _client(data, _guard(action="pin")) as client:
+        guards = client.guards
+
+        async def first_kind() -> str:
+            events = guards.events()
+            try:
+                return (await asyncio.wait_for(events.__anext__(), 60)).kind
+            finally:
+                await events.aclose()
+
+        kinds: list[str] = []
+
+        async def iterate() -> None:
+            kinds.append(await anyio.to_thread.run_sync(asyncio.run, first_kind()))
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(iterate)
+                tg.start_soon(iterate)
+                while len(guards._waiters) < 2:  # noqa: ASYNC110 - (waiting on other loops)
+                    await anyio.sleep(0.005)
+                watch = guards._runs["f"].current
+                assert watch is not None
+                for arm in watch.counts:
+                    arm.requests = 2000
+                watch.counts[watch.arm_values.index(True)].errors = 1000
+                watch.look()
+        assert kinds == ["pinned", "pinned"]
+
+
+@pytest.mark.asyncio
 async def test_issue98_gcost_a_requests_end_appends_its_seconds_and_folds_once_a_look() -> (
     None
 ):

@@ -222,7 +222,8 @@ class Guards:
         "_log",
         "_metric_names",
         "_runs",
-        "_wake",
+        "_told",
+        "_waiters",
         "_warned",
         "by_flag",
         "clock",
@@ -259,9 +260,13 @@ class Guards:
         self._log: list[GuardEvent] = []
         self._count = 0  # events told so far (the log keeps the last _KEPT)
         self._handlers: list[Callable[[GuardEvent], object]] = []
-        #: What wakes the iterators waiting for an event: the event, the
-        #: thread of its loop, and how another thread calls on that loop.
-        self._wake: tuple[anyio.Event, int, Callable[..., object] | None] | None = None
+        #: What wakes each iterator waiting for an event: its event, the
+        #: thread of its loop, and how another thread calls on that loop
+        #: (each its own: iterators may wait on other loops, in other threads).
+        self._waiters: list[tuple[anyio.Event, int, Callable[..., object] | None]] = []
+        #: Held while the log grows or an iterator finds nothing new and
+        #: waits: a decision on another thread never falls between the two.
+        self._told = threading.Lock()
         self._warned: dict[str, float] = {}
         self._failed: set[str] = set()
 
@@ -343,15 +348,15 @@ class Guards:
 
     # -------------------------------------------------------------- events
     def _tell(self, event: GuardEvent) -> None:
-        self._log.append(event)
-        self._count += 1
-        if len(self._log) > _KEPT:
-            del self._log[0]
+        with self._told:
+            self._log.append(event)
+            self._count += 1
+            if len(self._log) > _KEPT:
+                del self._log[0]
+            waiters, self._waiters = self._waiters, []
         for handler in tuple(self._handlers):
             self._call(handler, event)
-        wake, self._wake = self._wake, None
-        if wake is not None:
-            woken, thread, call_soon = wake
+        for woken, thread, call_soon in waiters:
             if call_soon is None or threading.get_ident() == thread:
                 woken.set()
             else:  # a decision on another thread (aioflags.blocking.Client)
@@ -402,19 +407,24 @@ class Guards:
 
         from aioflags._datasystem._stores._bigsegments import _call_soon_threadsafe
 
-        seen = self._count - len(self._log)
+        with self._told:
+            seen = self._count - len(self._log)
         while True:
-            while seen < self._count:
-                first = self._count - len(self._log)
-                seen = max(seen, first)
-                event = self._log[seen - first]
-                seen += 1
+            with self._told:
+                if seen < self._count:
+                    first = self._count - len(self._log)
+                    seen = max(seen, first)
+                    event: GuardEvent | None = self._log[seen - first]
+                    seen += 1
+                else:  # (nothing new: wait for the next, on this loop)
+                    event = None
+                    waiter = (
+                        anyio.Event(),
+                        threading.get_ident(),
+                        _call_soon_threadsafe(),
+                    )
+                    self._waiters.append(waiter)
+            if event is not None:
                 yield event
-            wake = self._wake
-            if wake is None:
-                wake = self._wake = (
-                    anyio.Event(),
-                    threading.get_ident(),
-                    _call_soon_threadsafe(),
-                )
-            await wake[0].wait()
+            else:
+                await waiter[0].wait()
