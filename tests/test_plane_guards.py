@@ -272,6 +272,54 @@ async def test_issue98_junk_and_oversized_lines_drop_that_follower_with_a_warnin
     assert not any(r.exc_info for r in caplog.records)  # one line each, no traceback
 
 
+class Said(logging.Handler):
+    """A log handler that wakes a test when a line containing ``words`` is logged."""
+
+    def __init__(self, words: str) -> None:
+        super().__init__(logging.WARNING)
+        self.words = words
+        self.lines: list[str] = []
+        self.event = anyio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.words in record.getMessage():
+            self.lines.append(record.getMessage())
+            self.event.set()
+
+
+@pytest.mark.slow
+async def test_issue98_followers_guards_under_a_leader_without_guards_are_said_once(
+    plane: str,
+) -> None:
+    # The `aioflags plane` command leads without guards: the workers'
+    # guards count and nobody decides. That was silent; the leader says it.
+    said = Said("reports guards, but its leader")
+    logger = logging.getLogger("aioflags")
+    logger.addHandler(said)
+    try:
+        follow = FakeLink(counts={"n": 1})
+        async with (
+            serving() as server,
+            Client(config(server, plane)) as leader,
+            linked(server, plane, follow) as follower,
+        ):
+            assert (leader.plane_role, follower.plane_role) == ("leader", "follower")
+            with anyio.fail_after(GUARD):
+                await said.event.wait()
+            # More reports, from another follower too: nothing more is said.
+            async with await raw_follower(plane, server) as stream:
+                await stream.send(wire.guard_report("raw-1", {"n": 7}))
+                await stream.send(wire.guard_report("raw-1", {"n": 8}))
+            follow.counts = {"n": 2}
+            await follow.until(lambda: follow.calls >= 4)  # (reported again)
+            server.set_flag("f", OFF)
+            await until(follower, "off")  # (the plane goes on)
+    finally:
+        logger.removeHandler(said)
+    assert len(said.lines) == 1, said.lines
+    assert plane in said.lines[0] and "aioflags plane" in said.lines[0]
+
+
 class FaultyLink(FakeLink):
     """A link that raises in every call."""
 

@@ -212,6 +212,7 @@ class PlaneServer:
         "_refused",
         "_source",
         "_status",
+        "_unguarded_said",
         "environment_id",
     )
 
@@ -226,6 +227,8 @@ class PlaneServer:
     ) -> None:
         self._path = path
         self._guards = guards
+        #: Said that followers report guards this leader does not run.
+        self._unguarded_said = False
         #: The guards' decisions as last sent (None: none yet).
         self._decisions: bytes | None = None
         self._environment = environment
@@ -497,6 +500,16 @@ class PlaneServer:
             if self._guards is not None:
                 self._guards.reported(*report)
                 self.decide()
+            elif not self._unguarded_said:
+                self._unguarded_said = True
+                logger.warning(
+                    "A follower of the flag plane at %s reports guards, but its"
+                    " leader (this process) runs none: they count and decide"
+                    " nothing on this host. Only a leader decides for a plane: let"
+                    " a process with the same guards lead (not the `aioflags plane`"
+                    " command, which runs none). Said once",
+                    self._path,
+                )
 
     def _say_dropped(self, what: str) -> None:
         """A follower sent junk: it is disconnected (one line per cause a minute)."""
