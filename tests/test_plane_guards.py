@@ -544,6 +544,42 @@ async def test_issue98_a_report_of_another_version_or_shape_is_not_counted() -> 
         assert link.decisions() is None  # (nothing decided on 20 requests)
 
 
+async def test_issue98_a_release_on_a_follower_is_its_own_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    data = FlagData()
+    data.update(data.flag("f").boolean().fallthrough_rollout({True: 50, False: 50}))
+    guard = Guard("f", control=False, action="pin", metrics=[errors()])
+    config = aioflags.Config(data_system=data.data_system(), guards=[guard])
+    async with Client(config) as client:
+        runs = {run.config.name: run for run in (client.guards.by_flag or {}).values()}
+        link = PlaneLink(runs)
+        link.role("follower")
+        version = client.guards.status["f"].version
+        link.decided(
+            {"f": {"version": version, "state": "pinned", "control": 1, "message": "m"}}
+        )
+        with caplog.at_level(logging.WARNING, "aioflags.guards"):
+            assert client.guards.release("f") is True
+        said = [
+            r.getMessage()
+            for r in caplog.records
+            if "this process only" in r.getMessage()
+        ]
+        assert len(said) == 1 and "release it on the leader" in said[0]
+        assert client.guards.status["f"].state == "released"
+    # On its own (no plane), a release says nothing.
+    async with Client(config) as client:
+        watch = client.guards._runs["f"].current
+        assert watch is not None
+        watch.adopt("pinned", 1, "m")
+        assert client.guards.status["f"].state == "pinned"
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, "aioflags.guards"):
+            assert client.guards.release("f") is True
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
 async def test_issue98_a_followers_guard_applies_the_leaders_pin_and_release() -> None:
     data = FlagData()
     data.update(data.flag("f").boolean().fallthrough_rollout({True: 50, False: 50}))

@@ -332,6 +332,9 @@ class Guards:
         The flag serves its rollout again; the guard keeps counting but
         does not decide again for this version (a new version of the flag
         starts it afresh). Returns whether there was a decision to release.
+        On a flag plane's follower it releases this process only (the
+        leader decides for the host: release there), and says so in a
+        WARNING.
 
         Raises:
             KeyError: no guard is named ``name``.
@@ -344,6 +347,14 @@ class Guards:
         watch = run.current
         if watch is None or watch.state not in ("alerted", "pinned"):
             return False
+        if run.follows:
+            logger.warning(
+                "Guard %r released in this process only: it follows a flag"
+                " plane's leader, and the host's other processes keep the"
+                " decision (%s); release it on the leader to release it everywhere",
+                name,
+                watch.state,
+            )
         return watch.release()
 
     # -------------------------------------------------------------- events
