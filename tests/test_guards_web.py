@@ -542,6 +542,68 @@ async def test_issue98_a_decision_counts_in_the_otel_counter(
 
 
 @pytest.mark.asyncio
+async def test_issue98_a_followers_applied_decision_counts_with_no_metric() -> None:
+    # On a flag plane each process counts the decision it serves; a
+    # follower applied the leader's: its point says no metric (docs/logging.md).
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from aioflags._guards._plane import PlaneLink
+    from aioflags.otel import GUARD_DECISIONS, Metrics
+
+    memory = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[memory])
+    try:
+        data = FlagData()
+        data.update(
+            data.flag(FLAG).boolean().fallthrough_rollout({True: 50, False: 50})
+        )
+        guard = Guard(FLAG, control=False, metrics=[errors()], action="pin")
+        config = aioflags.Config(
+            data_system=data.data_system(), guards=[guard], metrics=Metrics(provider)
+        )
+        async with aioflags.Client(config) as client:
+            runs = {
+                run.config.name: run for run in (client.guards.by_flag or {}).values()
+            }
+            link = PlaneLink(runs)
+            link.role("follower")
+            version = client.guards.status[FLAG].version
+            link.decided(
+                {
+                    FLAG: {
+                        "version": version,
+                        "state": "pinned",
+                        "control": 1,
+                        "message": "m",
+                    }
+                }
+            )
+            assert client.guards.status[FLAG].state == "pinned"
+        points = [
+            (dict(point.attributes or {}), point.value)  # type: ignore[union-attr]
+            for resource in memory.get_metrics_data().resource_metrics  # type: ignore[union-attr]
+            for scoped in resource.scope_metrics
+            for metric in scoped.metrics
+            if metric.name == GUARD_DECISIONS
+            for point in metric.data.data_points
+        ]
+    finally:
+        provider.shutdown()
+    assert points == [
+        (
+            {
+                "aioflags.guard.name": FLAG,
+                "feature_flag.key": FLAG,
+                "aioflags.guard.metric": "",
+                "aioflags.guard.action": "pin",
+            },
+            1,
+        )
+    ]
+
+
+@pytest.mark.asyncio
 async def test_issue98_guards_without_metrics_and_metrics_without_guards_add_no_handler() -> (
     None
 ):
