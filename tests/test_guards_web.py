@@ -488,6 +488,20 @@ async def _decide(client: aioflags.Client, clock: Clock, state: str) -> None:
     raise AssertionError(f"never {state}: {client.guards.status[FLAG]}")
 
 
+def _decision_points(memory: Any) -> list[tuple[dict[str, Any], Any]]:
+    """The ``aioflags.guard.decisions`` points an ``InMemoryMetricReader`` holds."""
+    from aioflags.otel import GUARD_DECISIONS
+
+    return [
+        (dict(point.attributes or {}), point.value)
+        for resource in memory.get_metrics_data().resource_metrics
+        for scoped in resource.scope_metrics
+        for metric in scoped.metrics
+        if metric.name == GUARD_DECISIONS
+        for point in metric.data.data_points
+    ]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("action", "state"), [("alert", "alerted"), ("pin", "pinned")])
 @pytest.mark.asyncio
@@ -497,7 +511,7 @@ async def test_issue98_a_decision_counts_in_the_otel_counter(
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-    from aioflags.otel import GUARD_DECISIONS, Metrics
+    from aioflags.otel import Metrics
 
     memory = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[memory])
@@ -517,14 +531,7 @@ async def test_issue98_a_decision_counts_in_the_otel_counter(
             client.guards.clock = clock
             await _decide(client, clock, state)
             client.guards.release(FLAG)  # (a release is no decision)
-        points = [
-            (dict(point.attributes or {}), point.value)  # type: ignore[union-attr]
-            for resource in memory.get_metrics_data().resource_metrics  # type: ignore[union-attr]
-            for scoped in resource.scope_metrics
-            for metric in scoped.metrics
-            if metric.name == GUARD_DECISIONS
-            for point in metric.data.data_points
-        ]
+        points = _decision_points(memory)
     finally:
         provider.shutdown()
     assert points == [
@@ -549,7 +556,7 @@ async def test_issue98_a_followers_applied_decision_counts_with_no_metric() -> N
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
     from aioflags._guards._plane import PlaneLink
-    from aioflags.otel import GUARD_DECISIONS, Metrics
+    from aioflags.otel import Metrics
 
     memory = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[memory])
@@ -580,14 +587,7 @@ async def test_issue98_a_followers_applied_decision_counts_with_no_metric() -> N
                 }
             )
             assert client.guards.status[FLAG].state == "pinned"
-        points = [
-            (dict(point.attributes or {}), point.value)  # type: ignore[union-attr]
-            for resource in memory.get_metrics_data().resource_metrics  # type: ignore[union-attr]
-            for scoped in resource.scope_metrics
-            for metric in scoped.metrics
-            if metric.name == GUARD_DECISIONS
-            for point in metric.data.data_points
-        ]
+        points = _decision_points(memory)
     finally:
         provider.shutdown()
     assert points == [
