@@ -245,3 +245,58 @@ def test_every_page_that_uses_store_mode_says_how_to_install_the_redis_store() -
     assert pages
     for page in pages:
         assert "pip install 'aioflags[redis]'" in page.read_text(), page.name
+
+
+#: A sample's plane path: ``plane="..."``, ``aioflags plane PATH``, an
+#: ``AIOFLAGS_PLANE=...``-like variable, any ``"....plane"`` literal.
+PLANE_PATH = re.compile(
+    r"""plane=(["'])(?P<given>[^"'\n]+)\1"""
+    r"""|aioflags plane (?P<sidecar>[^\s`'"]+)"""
+    r"""|PLANE=["']?(?P<variable>[^\s`'"]+)"""
+    r"""|["'](?P<literal>[^"'\s]*\.plane)["']"""
+)
+#: Words that name no app: a path of only these is one every app might be
+#: given (``/tmp/aioflags.plane``, ``/run/app/flags.plane``).
+GENERIC_PATH_WORDS = frozenset(
+    {
+        "run",
+        "tmp",
+        "var",
+        "lib",
+        "app",
+        "apps",
+        "aioflags",
+        "flag",
+        "flags",
+        "plane",
+        "sock",
+        "socket",
+        "shared",
+        "flagd",
+    }
+)
+
+
+def _plane_paths() -> list[tuple[str, int, str]]:
+    """(page, line number, path) of each plane path the pages show, placeholders left out."""
+    found = []
+    for page in PAGES:
+        for number, line in enumerate(page.read_text().splitlines(), 1):
+            for match in PLANE_PATH.finditer(line):
+                path = next(g for g in match.groups()[1:] if g is not None)
+                if not re.fullmatch(r"[A-Z_]+|\.\.\.", path):  # PATH, ...
+                    found.append((page.name, number, path))
+    return found
+
+
+def test_row234_N1_every_plane_path_sample_names_its_app() -> None:
+    """Row 234 / N1: a sample's plane path is an app's own (its name in it), never one path that every app would copy and share."""
+    paths = _plane_paths()
+    pages = {page for page, _, _ in paths}
+    assert {"README.md", "scaling.md", "flagd.md"} <= pages, paths
+    shared = [
+        f"{page}:{number}: {path!r} names no app (put the app's name in it)"
+        for page, number, path in paths
+        if set(re.split(r"[/._~-]+", path)) <= GENERIC_PATH_WORDS | {""}
+    ]
+    assert shared == [], "\n".join(shared)

@@ -10,6 +10,7 @@ sleeps.
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from collections.abc import AsyncIterator
@@ -33,6 +34,7 @@ from aioflags import (
 )
 from aioflags._datasystem._datatypes import ObjectKind, SourceState
 from aioflags._systems._flagd._data._shared import link
+from aioflags._systems._flagd._sync import _source
 from aioflags._systems._flagd._sync._source import FlagdShared
 from aioflags.testing import FakeClock, FlagdServer
 from tests.processes import HTTP_GUARD
@@ -507,6 +509,47 @@ async def test_a_stream_the_server_ends_is_opened_again_without_a_report() -> No
 
 
 @pytest.mark.asyncio
+async def test_96_small1_an_attempt_s_stream_closes_under_aclosing_within_it() -> None:
+    # The synchronizer consumes each attempt's stream (an async generator)
+    # under aclosing: closed while it hands on the stream's update (as the
+    # supervisor closes it at shutdown or failover), the stream's cleanup
+    # runs then, within the close, not later in a task the event loop's
+    # asyncgen finalizer starts for a generator nobody closed.
+    stream_code = _source._stream.__code__
+    firstiter, finalizer = sys.get_asyncgen_hooks()
+    started: list[str] = []  # (names: a reference would keep it alive)
+    finalized: list[str] = []
+
+    def on_firstiter(agen: Any) -> None:
+        if agen.ag_code is stream_code:
+            started.append(agen.__qualname__)
+        if firstiter is not None:
+            firstiter(agen)
+
+    def on_finalizer(agen: Any) -> None:
+        if agen.ag_code is stream_code:
+            finalized.append(agen.__qualname__)
+        if finalizer is not None:
+            finalizer(agen)
+
+    # (a generator keeps the finalizer of its first iteration: set before)
+    sys.set_asyncgen_hooks(firstiter=on_firstiter, finalizer=on_finalizer)
+    try:
+        async with FlagdServer(DOC) as server:
+            update = await first_update(server, deadline=30.0)
+            # (the stream's own update: it was suspended inside the attempt)
+            assert update.state is SourceState.VALID
+            assert update.change_set is not None
+            del update
+            gc.collect()  # (what a cycle kept is finalized now, not later)
+            assert len(started) == 1
+            assert finalized == [], "the stream was left to the asyncgen finalizer"
+            await server.wait_until(lambda s: s.open_streams == 0)
+    finally:
+        sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=finalizer)
+
+
+@pytest.mark.asyncio
 async def test_a_closed_client_starts_again() -> None:
     async with FlagdServer(DOC) as server:
         client = Client(flagd(server))
@@ -814,7 +857,6 @@ def test_96_a_flagd_client_that_ends_well_closes_without_the_collector() -> None
     # when an object aioflags made still lives (a call cancelled before it
     # was sent: a cycle of gRPC's own).
     import asyncio
-    import gc
 
     async def served() -> None:
         async with FlagdServer(DOC) as server, Client(flagd(server)) as client:

@@ -17,6 +17,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
@@ -26,6 +27,9 @@ from anyio.streams.text import TextReceiveStream
 
 from aioflags.testing import FlagServer
 from tests.flags import STRING_FLAG
+
+if TYPE_CHECKING:
+    from aioflags.testing import FlagdServer
 
 # (timeout: pytest-timeout's net, past GUARD: several processes start in
 # each test, and on a loaded machine a test takes minutes, not a hang)
@@ -700,6 +704,78 @@ async def test_row233_N2_the_plane_command_says_what_a_flagd_plane_needs(
     if given == "a flag file":
         assert "FLAGD_RESOLVER=in-process" in line
     assert not (tmp_path / "plane.lock").exists()  # it never tried to lead
+
+
+async def _first_upstream(flagd: FlagdServer, launchdarkly: FlagServer) -> str:
+    """Which of the two a plane that leads streams from first: "flagd" or "LaunchDarkly"."""
+    led: list[str] = []
+    with anyio.fail_after(GUARD):
+        async with anyio.create_task_group() as group:
+
+            async def from_flagd() -> None:
+                await flagd.wait_until(lambda s: s.open_streams >= 1)
+                led.append("flagd")
+                group.cancel_scope.cancel()
+
+            async def from_launchdarkly() -> None:
+                await launchdarkly.wait_for_requests(STREAM)
+                led.append("LaunchDarkly")
+                group.cancel_scope.cancel()
+
+            group.start_soon(from_flagd)
+            group.start_soon(from_launchdarkly)
+    return led[0]
+
+
+@pytest.mark.parametrize("resolver", ["in-process", None])
+async def test_row233_N2_with_an_SDK_key_too_the_plane_command_leads_what_workers_read(
+    tmp_path: Path, resolver: str | None
+) -> None:
+    """row 233 / N2, an SDK key set too: FLAGD_RESOLVER=in-process leads flagd's plane, as the workers' Config.from_env() reads flagd then (the key is not flagd's), with no word; FLAGD_* without FLAGD_RESOLVER leads the key's environment, saying so in one warning line naming FLAGD_RESOLVER."""
+    from aioflags.testing import FlagdServer
+
+    plane = str(tmp_path / "plane")
+    async with (
+        FlagdServer({"flags": {"f": FLAGD_ON}}) as flagd,
+        FlagServer({"f": STRING_FLAG}) as launchdarkly,
+    ):
+        host, port = flagd.target.rsplit(":", 1)
+        environment = {
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("AIOFLAGS_", "LAUNCHDARKLY_", "FLAGD_"))
+            },
+            "AIOFLAGS_SDK_KEY": "sdk-key",
+            "AIOFLAGS_BASE_URI": launchdarkly.url,
+            "AIOFLAGS_STREAM_URI": launchdarkly.url,
+            "AIOFLAGS_EVENTS_URI": launchdarkly.url,
+            "FLAGD_HOST": host,
+            "FLAGD_PORT": port,
+        }
+        if resolver is not None:
+            environment["FLAGD_RESOLVER"] = resolver
+        async with await anyio.open_process(
+            [sys.executable, "-m", "aioflags", "plane", plane],
+            cwd=ROOT,
+            env=environment,
+        ) as sidecar:
+            led = await _first_upstream(flagd, launchdarkly)
+            sidecar.send_signal(signal.SIGTERM)
+            with anyio.fail_after(GUARD):
+                assert await sidecar.wait() == 0
+            said = await _stderr_of(sidecar)
+    assert f"This process leads the flag plane at {plane}" in said, said
+    warnings = [line for line in said.splitlines() if line.startswith("warning:")]
+    if resolver is not None:
+        assert led == "flagd", said
+        assert launchdarkly.requests == []
+        assert warnings == [], said
+    else:
+        assert led == "LaunchDarkly", said
+        assert flagd.calls == []
+        (warning,) = warnings
+        assert "SDK key" in warning and "FLAGD_RESOLVER" in warning, warning
 
 
 async def test_J6_a_follower_itself_stopped_for_3_s_keeps_following(

@@ -217,3 +217,37 @@ def test_the_contract_readme_lists_the_leaves_the_last_harness_run_failed() -> N
         "events/requests/invalid tls certificate/https-verify-peer",
     ]
     assert "`…/daemon mode/can disable cache` has\npassed" in section
+
+
+def test_96_small3_coverage_omits_the_generated_protobuf_modules_and_nothing_gone() -> (
+    None
+):
+    """Each omit pattern of [tool.coverage.run] and [tool.coverage.report] is a pattern that matches a module (the generated module moved once: a stale path omits nothing), and every generated protobuf module is omitted by both."""
+    import coverage
+    from coverage.files import GlobMatcher, prep_patterns
+
+    # Read and matched as coverage itself does: its configuration reader,
+    # its glob rules (``*`` stops at a slash) on each module's absolute path.
+    settings = coverage.Coverage(config_file=str(ROOT / "pyproject.toml"))
+    modules = [str(p.resolve()) for p in (ROOT / "aioflags").rglob("*.py")]
+    generated = [m for m in modules if m.endswith(("_pb2.py", "_pb2_grpc.py"))]
+    assert generated, "no generated protobuf module under aioflags/"
+    for section in ("run", "report"):
+        patterns = settings.get_option(f"{section}:omit")
+        assert isinstance(patterns, list) and patterns, (
+            f"[tool.coverage.{section}] has no omit"
+        )
+        for pattern in patterns:
+            # (a relative one is made absolute from the current folder: a
+            # subprocess run elsewhere measured the module, and reported it)
+            assert pattern.startswith("*"), (
+                f"[tool.coverage.{section}] omit {pattern!r}: a pattern, not a path"
+            )
+            one = GlobMatcher(prep_patterns([pattern]))
+            assert any(one.match(m) for m in modules), (
+                f"[tool.coverage.{section}] omit {pattern!r} matches no module"
+            )
+        every = GlobMatcher(prep_patterns(patterns))
+        assert [m for m in generated if not every.match(m)] == [], (
+            f"[tool.coverage.{section}] omit misses a generated protobuf module"
+        )
