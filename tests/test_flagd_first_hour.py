@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -313,3 +314,45 @@ async def test_row126_a_lensed_answer_through_the_python_provider_is_as_document
     ofrep = page.split("### OFREP (`aioflags serve`, `OFREPApp`)", 1)[1]
     ofrep = " ".join(ofrep.split("\n### ", 1)[0].split())
     assert "lensed answer" in ofrep and '`"OVERRIDE"`' in ofrep
+
+
+# ------------------------------------------ docs/flagd.md's first screen
+def _three_ways_in() -> dict[str, dict[str, str]]:
+    """docs/flagd.md's "Three ways in" table: each row's environment, as written."""
+    page = (Path(__file__).parent.parent / "docs" / "flagd.md").read_text()
+    table = page.split("## Three ways in", 1)[1].split("\n\n", 2)[1]
+    rows: dict[str, dict[str, str]] = {}
+    for line in table.splitlines()[2:]:
+        you_have, _, environment = (cell.strip() for cell in line.strip("|").split("|"))
+        rows[you_have] = dict(
+            pair.split("=", 1)
+            for pair in re.findall(r"`(FLAGD_\w+=[^`]*)`", environment)
+        )
+    return rows
+
+
+@pytest.mark.asyncio
+async def test_the_flagd_page_s_three_ways_in_work_as_written(flagd_file: Path) -> None:
+    """The first screen's environments, set as written (the host and paths ours), evaluate."""
+    from aioflags.testing import FlagdServer
+
+    rows = _three_ways_in()
+    assert len(rows) == 3, rows
+    from_file = rows["a flag file"]
+    assert from_file["FLAGD_RESOLVER"] == "file"
+    assert from_file["FLAGD_OFFLINE_FLAG_SOURCE_PATH"] == "flags.flagd.json"
+    from_file["FLAGD_OFFLINE_FLAG_SOURCE_PATH"] = str(flagd_file)
+    from_server = rows["a flagd server (its sync port)"]
+    assert from_server == {
+        "FLAGD_RESOLVER": "in-process",
+        "FLAGD_HOST": "flagd",
+        "FLAGD_SYNC_PORT": "8015",
+    }
+    async with FlagdServer(FLAGD) as server:
+        host, port = server.target.rsplit(":", 1)
+        from_server.update(FLAGD_HOST=host, FLAGD_SYNC_PORT=port)
+        for env in (from_file, from_server):
+            with anyio.fail_after(GUARD):
+                async with aioflags.Client(Config.from_env(env)) as client:
+                    context = aioflags.Context.create("user-42")
+                    assert await client.variation("for-42", context, False) is True
