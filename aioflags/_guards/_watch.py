@@ -45,12 +45,6 @@ logger = logging.getLogger("aioflags.guards")
 #: only sets how soon after the evidence suffices a guard decides.
 LOOK_EVERY: Final = 100
 
-#: The shortest duration folded (its logarithm is taken): a clock that did
-#: not move, went back, or gave NaN or infinity counts this.
-_TINY: Final = 1e-9
-_LN2: Final = math.log(2.0)
-_LN2_SQUARED: Final = _LN2 * _LN2
-
 
 class Lane:
     """One arm of a watch, as a request scope notes it and its end records into it.
@@ -73,11 +67,6 @@ class Lane:
         self.failed: list[float] = []
         #: Their app metrics' sums, of the requests that sent some.
         self.metrics: list[Mapping[str, float]] = []
-
-
-def _floored(seconds: float) -> float:
-    """A request's duration, or :data:`_TINY` if it is not a positive finite number."""
-    return seconds if _TINY <= seconds < math.inf else _TINY
 
 
 def _same(value: JSONValue, control: JSONValue) -> bool:
@@ -115,20 +104,6 @@ def _split_parts(
 ) -> list[tuple[Sequence[Result], Sequence[float] | None]]:
     """The flag's randomized assignments (its system's ``splits``): results, weights (None: not known)."""
     return [(split.results, split.weights) for split in splits_of(flag)]
-
-
-def _add_metrics(counts: Counts, sent: list[Mapping[str, float]]) -> None:
-    """Add requests' app metrics' sums to an arm's counts (``[n, Σ, Σ²]`` each)."""
-    sums = counts.metrics
-    for values in sent:
-        for name, value in values.items():
-            kept = sums.get(name)
-            if kept is None:
-                sums[name] = [1, value, value * value]
-            else:
-                kept[0] += 1
-                kept[1] += value
-                kept[2] += value * value
 
 
 class Watch:
@@ -268,41 +243,19 @@ class Watch:
                     if taken:
                         seconds = waiting[:taken]
                         del waiting[:taken]  # (appends meanwhile stay, for the next)
-                        self._add(counts, failed, seconds)
+                        counts.add_requests(failed, seconds)
+                        self.seen += taken
                 taken = len(lane.metrics)
                 if taken:
                     sent = lane.metrics[:taken]
                     del lane.metrics[:taken]
-                    _add_metrics(counts, sent)
+                    counts.add_metrics(sent)
             due = self.seen >= self.next_look
             if due and look:
                 self.next_look = self.seen + self.look_every
             self.due = max(1, self.next_look - self.seen)
         if due and look:
             self.look()
-
-    def _add(self, counts: Counts, failed: bool, seconds: list[float]) -> None:
-        """Add requests' latencies (and, if ``failed``, their errors) to an arm's counts."""
-        taken = len(seconds)
-        counts.requests += taken
-        if failed:
-            counts.errors += taken
-        counts.log_n += taken
-        # (log2, a one-argument function, then natural: math.log takes a
-        # tuple of arguments a call. The sum of squares as hypot's square:
-        # one call in C, where map(mul) and sum take a call per value;
-        # tests/test_guards.py pins that it is the sum of squares.)
-        try:
-            logs = list(map(math.log2, seconds))
-            log_s = sum(logs)
-        except ValueError:  # a duration <= 0: a clock that did not move or went back
-            log_s = math.nan
-        if not math.isfinite(log_s):  # (or NaN, infinite: a clock gone wrong)
-            logs = list(map(math.log2, map(_floored, seconds)))
-            log_s = sum(logs)
-        counts.log_s += log_s * _LN2
-        counts.log_q += math.hypot(*logs) ** 2 * _LN2_SQUARED
-        self.seen += taken
 
     def total(self, arm: int) -> Counts:
         """Arm ``arm``'s counts: this process's, and its followers' on a plane."""
@@ -370,7 +323,7 @@ class Watch:
                 seen.append((metric.name, self.arm_variations[arm], evidence))
                 if evidence.decided:
                     self.evidence = seen
-                    other = self._confounded(control, arm, config.alpha)
+                    other = _confounded(self, control, arm, config.alpha)
                     if other is not None:
                         self._cannot_tell(other, metric)
                         return
@@ -380,35 +333,6 @@ class Watch:
         self.evidence = seen
         self.state = "collecting"
         self.needed = needed
-
-    def _confounded(self, control: int, arm: int, alpha: float) -> str | None:
-        """The guard whose arms coincide with this treatment's beyond chance, or None.
-
-        Two guarded flags that share requests, bucketed independently (other
-        keys or salts), spread each other's requests evenly over their arms:
-        a fault in one shows in its own test only. Bucketed alike (the same
-        rollout seed, ``bucketBy``), a treatment's requests are the other
-        flag's treatment's too, and neither test can tell whose variation did
-        the harm. That shows in the shared requests: the share of each of the
-        other's arms among this treatment's requests differs from its share
-        among control's (two-sided, ``alpha`` split over the other's arms).
-        """
-        # (a copy: another thread of a blocking client may add a guard to it)
-        for run, (other, table) in tuple(self.joint.items()):
-            if other is not run.current:
-                continue  # (its version changed: those requests are not its now)
-            mine, theirs = table[arm], table[control]
-            n_t, n_c = sum(mine), sum(theirs)
-            each = _stats.split_alpha(alpha, 2 * len(other.counts))
-            strong = 1.0 / each  # (no low-traffic floor: refusing is the safe side)
-            for at in range(len(other.counts)):
-                x_t, x_c = mine[at], theirs[at]
-                if (
-                    _stats.rate_evidence(n_c, x_c, n_t, x_t, each).value >= strong
-                    or _stats.rate_evidence(n_t, x_t, n_c, x_c, each).value >= strong
-                ):
-                    return run.config.name
-        return None
 
     def _cannot_tell(self, other: str, metric: Metric) -> None:
         if self.state != "cannot tell":
@@ -555,51 +479,56 @@ class Watch:
     def status(self) -> GuardStatus:
         """What ``client.guards.status`` says of it (the requests ended so far folded in)."""
         self.fold(look=False)
-        config = self.guard.config
-        arms = []
-        for arm in range(len(self.counts)):
-            counts = self.total(arm)
-            split = self.splits[self.split_of[arm]]
-            arms.append(
-                ArmStatus(
-                    variation=self.arm_variations[arm],
-                    value=self.arm_values[arm],
-                    control=split.control == arm,
-                    split=self.split_of[arm],
-                    requests=counts.requests,
-                    errors=counts.errors,
-                    error_rate=(
-                        counts.errors / counts.requests if counts.requests else None
-                    ),
-                    latency=(
-                        math.exp(counts.log_s / counts.log_n) if counts.log_n else None
-                    ),
-                    metrics={  # (a copy: a thread may be adding a metric)
-                        name: s / n
-                        for name, (n, s, _) in tuple(counts.metrics.items())
-                        if n
-                    },
-                )
+        return _status_of(self)
+
+
+def _status_of(watch: Watch) -> GuardStatus:
+    """What ``client.guards.status`` says of a watch (as folded)."""
+    config = watch.guard.config
+    arms = []
+    for arm in range(len(watch.counts)):
+        counts = watch.total(arm)
+        split = watch.splits[watch.split_of[arm]]
+        arms.append(
+            ArmStatus(
+                variation=watch.arm_variations[arm],
+                value=watch.arm_values[arm],
+                control=split.control == arm,
+                split=watch.split_of[arm],
+                requests=counts.requests,
+                errors=counts.errors,
+                error_rate=(
+                    counts.errors / counts.requests if counts.requests else None
+                ),
+                latency=(
+                    math.exp(counts.log_s / counts.log_n) if counts.log_n else None
+                ),
+                metrics={  # (a copy: a thread may be adding a metric)
+                    name: s / n
+                    for name, (n, s, _) in tuple(counts.metrics.items())
+                    if n
+                },
             )
-        return GuardStatus(
-            name=config.name,
-            flag=config.flag,
-            version=self.version,
-            state=self.state,
-            needed=self.needed,
-            arms=tuple(arms),
-            evidence=tuple(
-                MetricEvidence(
-                    metric=name,
-                    variation=variation,
-                    value=evidence.value,
-                    decided=evidence.decided,
-                    needed=evidence.needed,
-                )
-                for name, variation, evidence in self.evidence
-            ),
-            message=self.message,
         )
+    return GuardStatus(
+        name=config.name,
+        flag=config.flag,
+        version=watch.version,
+        state=watch.state,
+        needed=watch.needed,
+        arms=tuple(arms),
+        evidence=tuple(
+            MetricEvidence(
+                metric=name,
+                variation=variation,
+                value=evidence.value,
+                decided=evidence.decided,
+                needed=evidence.needed,
+            )
+            for name, variation, evidence in watch.evidence
+        ),
+        message=watch.message,
+    )
 
 
 def record_joint(arms: Mapping[Watch, int]) -> None:
@@ -616,6 +545,36 @@ def record_joint(arms: Mapping[Watch, int]) -> None:
             else:
                 table = kept[1]
             table[arm][at] += 1
+
+
+def _confounded(watch: Watch, control: int, arm: int, alpha: float) -> str | None:
+    """The guard whose arms coincide with ``watch``'s treatment ``arm``'s beyond chance, or None.
+
+    Two guarded flags that share requests, bucketed independently (other
+    keys or salts), spread each other's requests evenly over their arms:
+    a fault in one shows in its own test only. Bucketed alike (the same
+    rollout seed, ``bucketBy``), a treatment's requests are the other
+    flag's treatment's too, and neither test can tell whose variation did
+    the harm. That shows in the shared requests: the share of each of the
+    other's arms among this treatment's requests differs from its share
+    among control's (two-sided, ``alpha`` split over the other's arms).
+    """
+    # (a copy: another thread of a blocking client may add a guard to it)
+    for run, (other, table) in tuple(watch.joint.items()):
+        if other is not run.current:
+            continue  # (its version changed: those requests are not its now)
+        mine, theirs = table[arm], table[control]
+        n_t, n_c = sum(mine), sum(theirs)
+        each = _stats.split_alpha(alpha, 2 * len(other.counts))
+        strong = 1.0 / each  # (no low-traffic floor: refusing is the safe side)
+        for at in range(len(other.counts)):
+            x_t, x_c = mine[at], theirs[at]
+            if (
+                _stats.rate_evidence(n_c, x_c, n_t, x_t, each).value >= strong
+                or _stats.rate_evidence(n_t, x_t, n_c, x_c, each).value >= strong
+            ):
+                return run.config.name
+    return None
 
 
 class GuardRun:
