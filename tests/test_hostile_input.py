@@ -125,10 +125,46 @@ class StatusWatch:
         self._changed.set()
         self._changed = anyio.Event()
 
-    async def until(self, status: ProviderStatus) -> None:
+    async def until(
+        self,
+        status: ProviderStatus,
+        clock: FakeClock | None = None,
+        within: float = 10,
+    ) -> None:
+        """Wait for ``status``; with ``clock``, moving it on by ``within`` whenever a task sleeps that soon.
+
+        With a clock, a poll that fails on its way (a keep-alive connection
+        the server closed as it was reused: seen under load) and is retried
+        on the clock does not leave the wait hanging: the retry is woken.
+        """
         with anyio.fail_after(30):  # a safety net: the wait ends on an event
             while self.client.status is not status:
-                await self._changed.wait()
+                if clock is None:
+                    await self._changed.wait()
+                elif (
+                    await self._changed_or_sleeper(clock, within)
+                    and self.client.status is not status
+                ):
+                    await clock.advance(within)
+
+    async def _changed_or_sleeper(self, clock: FakeClock, within: float) -> bool:
+        """Wait for a status event or a task sleeping within ``within``: True if the latter."""
+        changed, slept = self._changed, False
+        async with anyio.create_task_group() as tg:
+
+            async def on_change() -> None:
+                await changed.wait()
+                tg.cancel_scope.cancel()
+
+            async def on_sleeper() -> None:
+                nonlocal slept
+                await clock.wait_for_sleeper(within=within)
+                slept = True
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(on_change)
+            tg.start_soon(on_sleeper)
+        return slept
 
 
 def error_of(client: Client) -> aioflags.ErrorInfo:
@@ -274,7 +310,7 @@ async def test_hostile_first_poll_leaves_the_client_not_ready_until_good_data() 
             assert status is not None and status.state is SourceState.INITIALIZING
             assert error_of(client).kind is ErrorKind.INVALID_DATA
             await clock.advance(5)
-            await watch.until(ProviderStatus.READY)
+            await watch.until(ProviderStatus.READY, clock, within=5)
             await entered.wait()
             assert await value(client) == "v1"
             tg.cancel_scope.cancel()
