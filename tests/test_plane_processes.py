@@ -578,6 +578,15 @@ async def test_uvicorn_workers_keep_one_flagd_sync_stream(tmp_path: Path) -> Non
             assert said.count("flag f serves off") == 4, said
 
 
+def _without_flag_settings() -> dict[str, str]:
+    """This process's environment without any AIOFLAGS_, LAUNCHDARKLY_ or FLAGD_ variable."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIOFLAGS_", "LAUNCHDARKLY_", "FLAGD_"))
+    }
+
+
 def _flagd_flag(value: str) -> dict[str, object]:
     return {"state": "ENABLED", "variants": {"v": value}, "defaultVariant": "v"}
 
@@ -643,11 +652,7 @@ async def test_row233_N2_the_plane_command_leads_a_flagd_plane_from_FLAGD_variab
     async with FlagdServer({"flags": {"f": FLAGD_ON}}) as server:
         host, port = server.target.rsplit(":", 1)
         environment = {
-            **{
-                k: v
-                for k, v in os.environ.items()
-                if not k.startswith(("AIOFLAGS_", "LAUNCHDARKLY_", "FLAGD_"))
-            },
+            **_without_flag_settings(),
             "FLAGD_RESOLVER": "in-process",
             "FLAGD_HOST": host,
             "FLAGD_PORT": port,
@@ -679,11 +684,7 @@ async def test_row233_N2_the_plane_command_says_what_a_flagd_plane_needs(
     tmp_path: Path, given: str
 ) -> None:
     """row 233 / N2: FLAGD_* without FLAGD_RESOLVER and no key, or flagd's file resolver: exit 2 with one line naming FLAGD_RESOLVER (not "needs the SDK key" alone)."""
-    environment = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("AIOFLAGS_", "LAUNCHDARKLY_", "FLAGD_"))
-    }
+    environment = _without_flag_settings()
     if given == "FLAGD_HOST alone":
         environment |= {"FLAGD_HOST": "127.0.0.1", "FLAGD_PORT": "9"}
     else:
@@ -741,11 +742,7 @@ async def test_row233_N2_with_an_SDK_key_too_the_plane_command_leads_what_worker
     ):
         host, port = flagd.target.rsplit(":", 1)
         environment = {
-            **{
-                k: v
-                for k, v in os.environ.items()
-                if not k.startswith(("AIOFLAGS_", "LAUNCHDARKLY_", "FLAGD_"))
-            },
+            **_without_flag_settings(),
             "AIOFLAGS_SDK_KEY": "sdk-key",
             "AIOFLAGS_BASE_URI": launchdarkly.url,
             "AIOFLAGS_STREAM_URI": launchdarkly.url,
