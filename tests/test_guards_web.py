@@ -502,6 +502,22 @@ def _decision_points(memory: Any) -> list[tuple[dict[str, Any], Any]]:
     ]
 
 
+def _metered(
+    provider: Any, action: Literal["alert", "pin"], **attributes: str
+) -> aioflags.Config:
+    """A client's config: FLAG a 50/50 rollout, its guard deciding on errors, metrics to ``provider``."""
+    from aioflags.otel import Metrics
+
+    data = FlagData()
+    data.update(data.flag(FLAG).boolean().fallthrough_rollout({True: 50, False: 50}))
+    guard = Guard(FLAG, control=False, metrics=[errors()], action=action)
+    return aioflags.Config(
+        data_system=data.data_system(),
+        guards=[guard],
+        metrics=Metrics(provider, attributes=attributes or None),
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("action", "state"), [("alert", "alerted"), ("pin", "pinned")])
 @pytest.mark.asyncio
@@ -511,21 +527,10 @@ async def test_issue98_a_decision_counts_in_the_otel_counter(
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-    from aioflags.otel import Metrics
-
     memory = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[memory])
     try:
-        data = FlagData()
-        data.update(
-            data.flag(FLAG).boolean().fallthrough_rollout({True: 50, False: 50})
-        )
-        guard = Guard(FLAG, control=False, metrics=[errors()], action=action)
-        config = aioflags.Config(
-            data_system=data.data_system(),
-            guards=[guard],
-            metrics=Metrics(provider, attributes={"env": "test"}),
-        )
+        config = _metered(provider, action, env="test")
         clock = Clock()
         async with aioflags.Client(config) as client:
             client.guards.clock = clock
@@ -556,19 +561,11 @@ async def test_issue98_a_followers_applied_decision_counts_with_no_metric() -> N
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
     from aioflags._guards._plane import PlaneLink
-    from aioflags.otel import Metrics
 
     memory = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[memory])
     try:
-        data = FlagData()
-        data.update(
-            data.flag(FLAG).boolean().fallthrough_rollout({True: 50, False: 50})
-        )
-        guard = Guard(FLAG, control=False, metrics=[errors()], action="pin")
-        config = aioflags.Config(
-            data_system=data.data_system(), guards=[guard], metrics=Metrics(provider)
-        )
+        config = _metered(provider, "pin")
         async with aioflags.Client(config) as client:
             runs = {
                 run.config.name: run for run in (client.guards.by_flag or {}).values()

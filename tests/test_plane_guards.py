@@ -515,15 +515,26 @@ async def served_control(client: Client) -> None:
         assert detail.reason == {"kind": "GUARDED", "guard": "f"}
 
 
-async def test_issue98_a_report_of_another_version_or_shape_is_not_counted() -> None:
+def _pinning_config() -> aioflags.Config:
+    """A plane-less client's config: flag ``f`` a 50/50 rollout, guard ``f`` pinning ``False`` on errors."""
     data = FlagData()
     data.update(data.flag("f").boolean().fallthrough_rollout({True: 50, False: 50}))
     guard = Guard("f", control=False, action="pin", metrics=[errors()])
-    config = aioflags.Config(data_system=data.data_system(), guards=[guard])
+    return aioflags.Config(data_system=data.data_system(), guards=[guard])
+
+
+def _link(client: Client, role: str) -> PlaneLink:
+    """``client``'s guards on a plane link of their own, in ``role`` (the plane played by the test)."""
+    runs = {run.config.name: run for run in (client.guards.by_flag or {}).values()}
+    link = PlaneLink(runs)
+    link.role(role)
+    return link
+
+
+async def test_issue98_a_report_of_another_version_or_shape_is_not_counted() -> None:
+    config = _pinning_config()
     async with Client(config) as client:
-        runs = {run.config.name: run for run in (client.guards.by_flag or {}).values()}
-        link = PlaneLink(runs)
-        link.role("leader")
+        link = _link(client, "leader")
         (version,) = {client.guards.status["f"].version}
         arm = [10, 1, 10, 0.0, 0.0, {}]
         for report in (
@@ -547,14 +558,9 @@ async def test_issue98_a_report_of_another_version_or_shape_is_not_counted() -> 
 async def test_issue98_a_release_on_a_follower_is_its_own_and_says_so(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    data = FlagData()
-    data.update(data.flag("f").boolean().fallthrough_rollout({True: 50, False: 50}))
-    guard = Guard("f", control=False, action="pin", metrics=[errors()])
-    config = aioflags.Config(data_system=data.data_system(), guards=[guard])
+    config = _pinning_config()
     async with Client(config) as client:
-        runs = {run.config.name: run for run in (client.guards.by_flag or {}).values()}
-        link = PlaneLink(runs)
-        link.role("follower")
+        link = _link(client, "follower")
         version = client.guards.status["f"].version
         link.decided(
             {"f": {"version": version, "state": "pinned", "control": 1, "message": "m"}}
@@ -581,14 +587,9 @@ async def test_issue98_a_release_on_a_follower_is_its_own_and_says_so(
 
 
 async def test_issue98_a_followers_guard_applies_the_leaders_pin_and_release() -> None:
-    data = FlagData()
-    data.update(data.flag("f").boolean().fallthrough_rollout({True: 50, False: 50}))
-    guard = Guard("f", control=False, action="pin", metrics=[errors()])
-    config = aioflags.Config(data_system=data.data_system(), guards=[guard])
+    config = _pinning_config()
     async with Client(config) as client:
-        runs = {run.config.name: run for run in (client.guards.by_flag or {}).values()}
-        link = PlaneLink(runs)
-        link.role("follower")
+        link = _link(client, "follower")
         version = client.guards.status["f"].version
         pin = {"version": version, "state": "pinned", "control": 1, "message": "m"}
         link.decided({"f": {**pin, "version": 999}})  # another version: not this
