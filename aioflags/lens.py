@@ -166,7 +166,8 @@ class LensMiddleware:
         cuts it).
         """
         request = guards.request()
-        left = False
+        left = ended = False
+        status: int | None = None
 
         async def receiving() -> Message:
             nonlocal left
@@ -176,12 +177,13 @@ class LensMiddleware:
             return message
 
         async def sending(message: Message) -> None:
-            nonlocal left
+            nonlocal left, status, ended
             kind = message["type"]
             if kind == "http.response.start":
-                request.status = message["status"]
+                status = message["status"]
             elif kind == "http.response.body" and not message.get("more_body", False):
-                request.end()
+                request.end(status)
+                ended = True
             try:
                 await send(message)
             except Exception:  # the server cannot send: its client left
@@ -200,8 +202,8 @@ class LensMiddleware:
                 raise
             if left:
                 request.discard()
-            else:
-                request.status = 500  # (recorded already if the response ended)
+            elif not ended:  # (an app that returned without ending its response)
+                request.end(500)
 
     async def _lensed(
         self, lens: Lens, scope: Scope, receive: Receive, send: Send
@@ -381,15 +383,13 @@ def aiohttp_middleware(client: Client) -> Any:
             try:
                 response = await lensed(request, handler)
             except web.HTTPException as exc:  # (a response: 5xx counts)
-                scope.status = exc.status
-                scope.end()
+                scope.end(exc.status)
                 raise
             except BaseException as exc:
                 if _left(request) or not isinstance(exc, Exception):
                     scope.discard()  # (its client left, or it was cancelled)
                 raise
-            scope.status = response.status
-            scope.end()
+            scope.end(response.status)
             return response
 
     async def lensed(

@@ -24,6 +24,13 @@ keeps from one window helps the next), each window the same evaluations
 7. ``asgi guards``: the same through a client with a guard (on a flag the
    app does not evaluate): each request in the guards' scope
 
+Windows 3-5 run in ``ROUNDS`` interleaved rounds of a quarter of
+``--requests`` each (3, 4, 5, 3, 4, 5...); the first round is a warm-up,
+printed apart: a window's first round pays for the memory the process
+has not made yet, by up to 2,000 instructions an evaluation, and the
+three must be measured in the same state for their difference to mean
+anything.
+
 Prints instructions per evaluation (or scope) for each, the guarded
 evaluation against the plain one, and recording a request's outcome:
 (5 - 3 - 4), what a request with an arm costs beyond its evaluation in a
@@ -54,6 +61,12 @@ WINDOWS = (
     "asgi",
     "asgi guards",
 )
+#: The three request windows run in this many rounds, interleaved; the
+#: first is a warm-up (printed, not counted): a window's first round pays
+#: for the memory the process has not yet made, by up to 2,000
+#: instructions an evaluation, and the three must be measured alike.
+ROUNDS = 5
+_ROUNDED = ("in scope", "scopes", "requests")
 
 
 def child(requests: int) -> None:
@@ -80,7 +93,7 @@ def child(requests: int) -> None:
         batches = [
             [aioflags.Context.create(f"user-{i}") for i in range(requests)]
             for _ in range(len(WINDOWS) + 1)
-        ]
+        ]  # (all made first, as before the rounds: the same memory for "plain")
         warm = [aioflags.Context.create(f"warm-{i}") for i in range(200)]
         other = aioflags.Config(
             data_system=data().data_system(),
@@ -100,24 +113,29 @@ def child(requests: int) -> None:
             os.getpgrp()
             await evaluate(client, batches[1])
             os.getppid()
-            async with client.guards.request():
-                await evaluate(client, warm)
-                os.getpgrp()
-                await evaluate(client, batches[2])
-                os.getppid()
             for context in warm:
                 async with client.guards.request():
                     await client.variation("f", context, False)
-            os.getpgrp()
-            for _ in batches[3]:
+            part = requests // (ROUNDS - 1)
+            for _ in range(ROUNDS):  # (interleaved: each window in each state)
+                in_scope, empty, each = (
+                    [aioflags.Context.create(f"r-{i}") for i in range(part)]
+                    for _ in range(3)
+                )
                 async with client.guards.request():
-                    pass
-            os.getppid()
-            os.getpgrp()
-            for context in batches[4]:
-                async with client.guards.request():
-                    await client.variation("f", context, False)
-            os.getppid()
+                    os.getpgrp()
+                    await evaluate(client, in_scope)
+                    os.getppid()
+                os.getpgrp()
+                for _ in empty:
+                    async with client.guards.request():
+                        pass
+                os.getppid()
+                os.getpgrp()
+                for context in each:
+                    async with client.guards.request():
+                        await client.variation("f", context, False)
+                os.getppid()
             counted = sum(a.requests for a in client.guards.status["f"].arms)
             if counted < requests:
                 raise SystemExit(f"only {counted} requests recorded")
@@ -191,17 +209,27 @@ def main() -> None:
             (f for f in os.listdir(tmp) if f.startswith("cg.")),
             key=lambda name: int(name.rsplit(".", 1)[1]),
         )
-        if done.returncode != 0 or len(dumps) < len(WINDOWS):
+        order = ["plain", "guarded", *(_ROUNDED * ROUNDS), "asgi", "asgi guards"]
+        if done.returncode != 0 or len(dumps) != len(order):
             sys.stderr.write(done.stderr[-3000:])
             raise SystemExit(
                 f"callgrind run failed (rc {done.returncode}, {len(dumps)} dumps)"
             )
-        per = {}
-        for window, dump in zip(WINDOWS, dumps, strict=False):
+        counted = dict.fromkeys(WINDOWS, 0)
+        first = dict.fromkeys(_ROUNDED, 0)
+        for index, (window, dump) in enumerate(zip(order, dumps, strict=True)):
             text = Path(tmp, dump).read_text()
             m = re.search(r"^totals:\s*(\d+)", text, re.M)
             assert m is not None
-            per[window] = int(m.group(1)) / a.requests
+            if window in _ROUNDED and index < 2 + len(_ROUNDED):
+                first[window] = int(m.group(1))
+            else:
+                counted[window] += int(m.group(1))
+        part = a.requests // (ROUNDS - 1)
+        per = {w: n / a.requests for w, n in counted.items()}
+        for window in _ROUNDED:
+            per[window] = counted[window] / (part * (ROUNDS - 1))
+        warm = {w: n / part for w, n in first.items()}
     for window in WINDOWS:
         print(f"{window:>9}: {per[window]:8.0f} instructions/evaluation")
     print(
@@ -217,6 +245,8 @@ def main() -> None:
     print(
         f"recording a request's outcome (its arm noted, the clock, folds and looks): "
         f"{per['requests'] - per['in scope'] - per['scopes']:.0f} instructions"
+        f" (rounds 2-{ROUNDS}; the warm-up round:"
+        f" {warm['requests'] - warm['in scope'] - warm['scopes']:.0f})"
     )
 
 

@@ -11,7 +11,10 @@ requests to both arms. A block is drawn exactly, not request by request:
   ``BLOCK - 1`` degrees of freedom, independent of the sum (Cochran's
   theorem): ``s`` and ``q`` exactly as 100 draws would give them.
 
-The same stream goes through aioflags' test (``first_decision``) and
+A guard at run time looks on a schedule (``_stats.next_look``): at the
+floor, then as its counts grow by an eighth; ``scheduled`` keeps those
+looks of a stream, for the stopping times a guard has (the power). The
+same stream goes through aioflags' test (``first_decision``) and
 through a reference (``savvi``, ``gbstats``: ``reference_*``, imported only
 when called) so that their decisions can be compared run by run. Used by
 tests/test_guards_stats.py and benchmarks/bench_guards.py.
@@ -32,6 +35,7 @@ from aioflags._guards._stats import (
     N_STAR,
     Evidence,
     mean_evidence,
+    next_look,
     rate_evidence,
 )
 
@@ -111,6 +115,20 @@ def errors_test(look: Look, alpha: float) -> Evidence:
 def latency_test(look: Look, alpha: float) -> Evidence:
     """aioflags' mean test (higher is worse) on a look."""
     return mean_evidence(look.n, look.s_c, look.q_c, look.n, look.s_t, look.q_t, alpha)
+
+
+def scheduled(stream: Iterator[Look]) -> Iterator[Look]:
+    """The looks of ``stream`` a guard takes at run time (``_stats.next_look``, per arm).
+
+    The stream has a look every ``BLOCK`` requests per arm; a guard looks
+    first at the floor, then as its counts grow by an eighth, always at a
+    whole number of blocks: so this keeps exactly the looks it takes.
+    """
+    due = next_look(0, 1)
+    for look in stream:
+        if look.n >= due:
+            due = next_look(look.n, 1)
+            yield look
 
 
 def first_decision(

@@ -517,8 +517,8 @@ async def test_issue98_a_failing_statistic_never_reaches_the_request(
     async with _client(data, _guard(action="pin")) as client:
         client.guards.clock = clock
         with caplog.at_level(logging.ERROR, logger="aioflags.guards"):
-            ran = await _requests(client, clock, 1000)
-        assert ran == 1000
+            ran = await _requests(client, clock, 3000)  # (looks from the 2,000th)
+        assert ran == 3000
         failures = [r for r in caplog.records if r.levelno == logging.ERROR]
         assert len(failures) == 1 and failures[0].exc_info is not None
         assert client.guards.status["f"].state == "collecting"
@@ -742,44 +742,89 @@ async def test_issue98_iterators_waiting_on_two_event_loops_each_get_the_decisio
 
 
 @pytest.mark.asyncio
-async def test_issue98_gcost_a_requests_end_appends_its_seconds_and_folds_once_a_look() -> (
+async def test_issue98_gcost_a_requests_end_appends_its_seconds_folded_later_looked_on_schedule() -> (
     None
 ):
-    """Recording appends a float a request: logarithms and sums wait for the look (or the status).
+    """Recording appends a float a request (its seconds' log2): the sums wait for a fold.
 
-    A look every 100 requests per arm: a 50/50 rollout's watch looks at
-    the 200th request, as the simulations of docs/benchmarks.md do.
+    A fold every 250 requests (or a look, or the status); the first look
+    at the floor (1,000 requests per arm: 2,000 in a 50/50 rollout), the
+    next 100 per arm later while the counts are under 1,600 per arm, as
+    the simulations of docs/benchmarks.md look (``_stats.next_look``).
     """
     data = _data()
     clock = Clock()
     async with _client(data, _guard(metrics=[errors(), latency()])) as client:
         client.guards.clock = clock
         watch = client.guards._runs["f"].current
-        assert watch is not None and watch.look_every == 200
-        await _requests(client, clock, 199, fail=lambda value, rng: not value)
+        assert watch is not None
+        assert (watch.next_look, watch.due) == (2000, 250)
+        await _requests(client, clock, 249, fail=lambda value, rng: not value)
         assert [c.requests for c in watch.counts] == [0, 0]  # nothing folded yet
-        assert watch.waiting == 199
+        assert watch.waiting == 249
         waiting = {
-            (watch.arm_values[lane.arm], failed): [round(t, 6) for t in seconds]
+            (watch.arm_values[lane.arm], failed): [round(t, 6) for t in logs]
             for lane in watch.lanes
-            for failed, seconds in ((0, lane.ok), (1, lane.failed))
-        }  # (only the seconds, in their arm's lane by outcome: control failed)
+            for failed, logs in ((0, lane.ok), (1, lane.failed))
+        }  # (only the seconds' log2, in their arm's lane by outcome: control failed)
         assert not waiting[True, 1] and not waiting[False, 0]
-        assert len(waiting[True, 0]) + len(waiting[False, 1]) == 199
-        assert set(waiting[True, 0]) | set(waiting[False, 1]) == {0.01}
-        assert watch.evidence == []  # (no look before the 200th request)
+        assert len(waiting[True, 0]) + len(waiting[False, 1]) == 249
+        assert set(waiting[True, 0]) | set(waiting[False, 1]) == {
+            round(math.log2(0.01), 6)
+        }
         await _requests(client, clock, 1, prefix="v")
-        assert watch.waiting == 0  # the 200th: folded, and looked
+        assert watch.waiting == 0  # the 250th: folded, not looked at
         assert not any(lane.ok or lane.failed for lane in watch.lanes)
-        assert watch.evidence != []
-        assert sum(c.requests for c in watch.counts) == watch.seen == 200
+        assert sum(c.requests for c in watch.counts) == watch.seen == 250
+        assert watch.evidence == []  # (no look before the floor)
         assert all(
             c.log_s == pytest.approx(c.log_n * math.log(0.01)) for c in watch.counts
         )
-        await _requests(client, clock, 10, prefix="w")
+        await _requests(client, clock, 1750, prefix="w")
+        assert watch.seen == 2000 and watch.evidence != []  # looked at the floor
+        assert watch.next_look == 2200
+        await _requests(client, clock, 10, prefix="x")
         arms = _arms(client)  # (the status folds what waits, without a look)
-        assert sum(arms.values()) == 210 and watch.waiting == 0
-        assert watch.due == 190  # (the next look still at the 400th)
+        assert sum(arms.values()) == 2010 and watch.waiting == 0
+        assert watch.due == 190  # (the next look still at the 2,200th)
+
+
+@pytest.mark.asyncio
+async def test_issue98_gcost_the_inline_record_counts_as_the_general_path() -> None:
+    """A scope's end records the common request inline: the same counts as the general path.
+
+    The same requests, once as plain scopes (inline: no status, no error)
+    and once with ``status = 200`` set (the general path a middleware
+    takes): each arm's requests, errors and log-latency sums agree.
+    """
+    found = []
+    for status in (None, 200):
+        data = _data()
+        clock = Clock()
+        async with _client(data, _guard()) as client:
+            client.guards.clock = clock
+            watch = client.guards._runs["f"].current
+            assert watch is not None
+            for i in range(1500):
+                async with client.guards.request() as scope:
+                    await client.bool_variation("f", Context.create(f"u{i}"), False)
+                    clock.now += 0.001 * (1 + i % 7)
+                    scope.status = status
+            _arms(client)  # (folds what waits)
+            found.append(
+                [
+                    (
+                        c.requests,
+                        c.errors,
+                        c.log_n,
+                        round(c.log_s, 6),
+                        round(c.log_q, 6),
+                    )
+                    for c in watch.counts
+                ]
+            )
+    assert found[0] == found[1]
+    assert sum(arm[0] for arm in found[0]) == 1500
 
 
 @pytest.mark.asyncio

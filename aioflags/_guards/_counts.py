@@ -14,16 +14,17 @@ if TYPE_CHECKING:
 
 __all__ = ["Counts"]
 
-#: The shortest duration folded (its logarithm is taken): a clock that did
-#: not move, went back, or gave NaN or infinity counts this.
-_TINY: Final = 1e-9
+#: The shortest duration counted: a clock that did not move, went back, or
+#: gave NaN or infinity counts this. Its ``log2``, as a request scope keeps it.
+TINY: Final = 1e-9
+LOG2_TINY: Final = math.log2(TINY)
 _LN2: Final = math.log(2.0)
 _LN2_SQUARED: Final = _LN2 * _LN2
 
 
-def _floored(seconds: float) -> float:
-    """A request's duration, or :data:`_TINY` if it is not a positive finite number."""
-    return seconds if _TINY <= seconds < math.inf else _TINY
+def _floored(log2: float) -> float:
+    """A request's ``log2(seconds)``, or :data:`LOG2_TINY`'s if it is not finite."""
+    return log2 if -math.inf < log2 < math.inf else LOG2_TINY
 
 
 class Counts:
@@ -64,29 +65,24 @@ class Counts:
                 mine[1] += s
                 mine[2] += q
 
-    def add_requests(self, failed: bool, seconds: list[float]) -> None:
-        """Add requests by their durations in seconds (and, if ``failed``, as errors).
+    def add_requests(self, failed: bool, logs: list[float]) -> None:
+        """Add requests by the ``log2`` of their durations in seconds (and, if ``failed``, as errors).
 
-        Their latencies add as ``log(seconds)`` and its square; a duration
-        that is not a positive finite number (a clock that did not move,
-        went back or gave NaN) counts as :data:`_TINY`.
+        A request scope takes the ``log2`` as it ends (``_scope``); here
+        they add as natural logarithms and their squares. One that is not
+        finite (a clock that gave NaN or infinity) counts as :data:`TINY`.
         """
-        taken = len(seconds)
+        taken = len(logs)
         self.requests += taken
         if failed:
             self.errors += taken
         self.log_n += taken
-        # (log2, a one-argument function, then natural: math.log takes a
-        # tuple of arguments a call. The sum of squares as hypot's square:
-        # one call in C, where map(mul) and sum take a call per value;
-        # tests/test_guards.py pins that it is the sum of squares.)
-        try:
-            logs = list(map(math.log2, seconds))
-            log_s = sum(logs)
-        except ValueError:  # a duration <= 0: a clock that did not move or went back
-            log_s = math.nan
-        if not math.isfinite(log_s):  # (or NaN, infinite: a clock gone wrong)
-            logs = list(map(math.log2, map(_floored, seconds)))
+        # (the sum of squares as hypot's square: one call in C, where
+        # map(mul) and sum take a call per value; tests/test_guards.py
+        # pins that it is the sum of squares)
+        log_s = sum(logs)
+        if not -math.inf < log_s < math.inf:  # (NaN or infinite: a clock gone wrong)
+            logs = list(map(_floored, logs))
             log_s = sum(logs)
         self.log_s += log_s * _LN2
         self.log_q += math.hypot(*logs) ** 2 * _LN2_SQUARED

@@ -15,7 +15,10 @@ import logging
 import math
 import threading
 import time
+from math import log2
 from typing import TYPE_CHECKING, Final, final
+
+from ._counts import LOG2_TINY
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable, Mapping
@@ -41,10 +44,8 @@ _WARN_EVERY: Final = 60.0
 class Scope:
     """One request's scope for the guards: ``with`` or ``async with client.guards.request():``.
 
-    Attributes:
-        status: the request's HTTP status, if it has one (a middleware sets
-            it): 500 or more counts as an error, as an exception leaving
-            the scope does (it is raised again, untouched).
+    An exception leaving the scope (raised again, untouched) or a
+    :attr:`status` of 500 or more counts the request as an error.
 
     Added in version 0.2.0.
     """
@@ -52,12 +53,13 @@ class Scope:
     __slots__ = (
         "_done",
         "_guards",
+        "_rare",
         "_start",
+        "_status",
         "_token",
         "lane",
         "metrics",
         "more",
-        "status",
     )
 
     def __init__(self, guards: Guards | None) -> None:
@@ -66,7 +68,11 @@ class Scope:
         self._start = 0.0
         #: Recorded (or discarded) before the scope is left: leaving records nothing.
         self._done = False
-        self.status: int | None = None
+        self._status: int | None = None
+        #: Set by what makes a request's end more than one append (a status,
+        #: a second guarded flag, an app metric, recorded or discarded
+        #: already): its end reads this one slot for all of them.
+        self._rare = False
         #: The arm the first guarded flag served in this request (its
         #: watch's :class:`~._watch.Lane`; the guarded head notes it:
         #: ``_evaluation._guarded``), None: none (most requests).
@@ -103,8 +109,31 @@ class Scope:
             except ValueError:  # left in another context than entered: still recorded
                 var.set(None)
             lane = self.lane
-            if lane is not None and not self._done:  # (most: no guarded flag, no call)
-                self._record(lane, exc)
+            if lane is None:  # (most: no guarded flag, nothing to do)
+                return
+            if exc is not None or self._rare:
+                if not self._done:  # (recorded already, or discarded)
+                    self._record(lane, exc)  # (an error, a status, metrics, two guards)
+                return
+            # The common request, inline (no call): one guarded flag, no app
+            # metric, no error, no status; its log2 seconds appended to its arm's lane.
+            guards: Guards = self._guards  # type: ignore[assignment]  # (entered: guards)
+            try:
+                seconds = guards.clock() - self._start
+            except Exception:  # noqa: BLE001 - a failing clock: the outcome is lost, said once
+                guards.failure("the clock")
+                return
+            try:
+                lane.ok.append(log2(seconds))
+            except ValueError:  # (<= 0: a clock that did not move, or went back)
+                lane.ok.append(LOG2_TINY)
+            watch = lane.watch
+            watch.waiting += 1
+            if watch.waiting >= watch.due:
+                try:
+                    watch.fold()
+                except Exception:  # noqa: BLE001 - logged once per guard
+                    guards.failure(watch.guard.config.name)
 
     async def __aenter__(self) -> Scope:
         return self.__enter__()
@@ -117,44 +146,63 @@ class Scope:
     ) -> None:
         self.__exit__(exc_type, exc, tb)
 
-    def end(self) -> None:
+    @property
+    def status(self) -> int | None:
+        """The request's HTTP status, if it has one (a middleware sets it).
+
+        500 or more counts the request as an error, as an exception leaving
+        the scope does; a status that is not an int counts as none.
+        """
+        return self._status
+
+    @status.setter
+    def status(self, status: int | None) -> None:
+        self._status = status
+        if status is not None:
+            self._rare = True  # (its end reads the status)
+
+    def end(self, status: int | None = None) -> None:
         """Record the request now: its response has gone out (a middleware calls it).
 
-        Its outcome is :attr:`status` (500 or more: an error) and its
-        latency the time until now; leaving the scope afterwards records
-        nothing more, whatever it raises, and a guarded flag evaluated
-        after this (a background task) counts nowhere. Never raises.
+        ``status``, if given, is its :attr:`status`. Its outcome is the
+        status (500 or more: an error) and its latency the time until now;
+        leaving the scope afterwards records nothing more, whatever it
+        raises, and a guarded flag evaluated after this (a background
+        task) counts nowhere. Never raises.
         """
+        if status is not None:
+            self._status = status
         if self._token is not None and not self._done:
             lane = self.lane
             if lane is not None:  # (no guarded flag: no call)
                 self._record(lane, None)
-            self._done = True
+            self._done = self._rare = True
 
     def also(self, lane: Lane) -> None:
         """Note the arm of a second (third...) guarded flag, if its first in this request."""
         more = self.more
         if more is None:
+            self._rare = True
             self.more = {lane.watch: lane}
         elif lane.watch not in more:
             more[lane.watch] = lane
 
     def discard(self) -> None:
         """Count this request nowhere (its client left before its response ended)."""
-        self._done = True
+        self._done = self._rare = True
 
     def _record(self, lane: Lane, exc: BaseException | None) -> None:
         """Record the request's outcome (``exc``: what left the scope) in its arms' lanes.
 
         ``lane``: the first guarded flag's arm (the request is not recorded
-        yet). The outcome is left in each arm's lane for its watch to fold:
-        no logarithm, sum or allocation here, and the common request (one
-        guarded flag, no app metric) goes straight through. Never raises
-        into the request.
+        yet). The outcome is left in each arm's lane for its watch to fold
+        (the ``log2`` of its seconds): no sum here. The general path: an error, a status,
+        app metrics, two guarded flags (the common request is recorded
+        inline in :meth:`__exit__`, as here). Never raises into the request.
         """
         guards = self._guards
         assert guards is not None  # (entered: with guards)
-        status = self.status
+        status = self._status
         error = (exc is not None and isinstance(exc, Exception)) or (
             isinstance(status, int) and status >= 500
         )  # (None, or a status not a number: not an error)
@@ -163,47 +211,35 @@ class Scope:
         except Exception:  # noqa: BLE001 - a failing clock: the outcome is lost, said once
             guards.failure("the clock")
             return
-        if self.more is not None or self.metrics is not None:
-            self._record_more(guards, lane, error, seconds)
-            return
-        (lane.failed if error else lane.ok).append(seconds)  # (gone wrong: floored)
-        watch = lane.watch
-        watch.waiting += 1
-        if watch.waiting >= watch.due:
-            try:
-                watch.fold()
-            except Exception:  # noqa: BLE001 - logged once per guard
-                guards.failure(watch.guard.config.name)
-
-    def _record_more(
-        self, guards: Guards, first: Lane, error: bool, seconds: float
-    ) -> None:
-        """:meth:`_record` of a request with app metrics, or with two guarded flags or more."""
+        try:
+            logged = log2(seconds)
+        except ValueError:  # (<= 0: a clock that did not move, or went back)
+            logged = LOG2_TINY
         more = self.more
-        lanes = [first]
+        lanes = [lane]
         if more is not None:  # (attribution: only requests two guards share)
             from ._watch import record_joint  # (loaded: a watch exists)
 
             try:  # (before the arms: a look they make sees this request's pair)
-                arms = {first.watch: first.arm}
+                arms = {lane.watch: lane.arm}
                 arms.update((watch, other.arm) for watch, other in more.items())
                 record_joint(arms)
             except Exception:  # noqa: BLE001 - logged once
                 guards.failure("the shared requests")
             lanes.extend(more.values())
         metrics = self.metrics
-        for lane in lanes:
+        for each in lanes:
             # (one try per guard, so that one failing spares the others)
             try:
-                (lane.failed if error else lane.ok).append(seconds)
+                (each.failed if error else each.ok).append(logged)
                 if metrics is not None:
-                    lane.metrics.append(metrics)
-                watch = lane.watch
+                    each.metrics.append(metrics)
+                watch = each.watch
                 watch.waiting += 1
                 if watch.waiting >= watch.due:
                     watch.fold()
             except Exception:  # noqa: BLE001, PERF203 - logged once per guard
-                guards.failure(lane.watch.guard.config.name)
+                guards.failure(each.watch.guard.config.name)
 
 
 @final
@@ -318,6 +354,7 @@ class Guards:
         metrics = scope.metrics
         if metrics is None:
             metrics = scope.metrics = {}
+            scope._rare = True
         metrics[name] = metrics.get(name, 0.0) + value
 
     # -------------------------------------------------------------- status

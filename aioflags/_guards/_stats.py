@@ -58,12 +58,15 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 __all__ = [
+    "LOOK_EVERY",
+    "LOOK_GROWTH",
     "MIN_PER_ARM",
     "N_STAR",
     "SRM_CONCENTRATION",
     "Evidence",
     "mean_evidence",
     "means",
+    "next_look",
     "rate_evidence",
     "rates",
     "ratio",
@@ -79,6 +82,13 @@ __all__ = [
 #: still caught by 2,000 requests an arm (docs/benchmarks.md). Below it the
 #: e-value is still reported, never acted on.
 MIN_PER_ARM: Final[int] = 1_000
+
+#: The closest two looks of a guard come: this many requests per arm.
+LOOK_EVERY: Final[int] = 100
+
+#: Past the floor, a guard looks again when its requests have grown by
+#: about ``1 / LOOK_GROWTH`` (in whole :data:`LOOK_EVERY` steps per arm).
+LOOK_GROWTH: Final[int] = 8
 
 #: The mixture's tuning: the total requests (both arms) at which the
 #: boundary is tightest. The mixing variance is ``rho**2`` per observation,
@@ -128,6 +138,28 @@ def split_alpha(alpha: float, tests: int) -> float:
     if not _is_int(tests) or tests < 1:
         raise ValueError(f"tests must be an int >= 1, got {tests!r}")
     return alpha / tests
+
+
+def next_look(seen: int, arms: int) -> int:
+    """When a guard with ``arms`` arms looks next, having seen ``seen`` requests in all.
+
+    The first look when the arms may have met the floor
+    (:data:`MIN_PER_ARM` requests each, on average): no test can decide
+    before, so an earlier look only costs. Then every :data:`LOOK_EVERY`
+    requests per arm, or an eighth (:data:`LOOK_GROWTH`) of the requests
+    seen so far, in whole steps of :data:`LOOK_EVERY` per arm, if that is
+    more: a look costs the same at any count, so looks thin out as
+    counts grow (23 from 1,000 to 10,000 requests per arm, not 91),
+    and a decision comes at most an eighth of its requests after the look
+    at every 100 would have made it. The e-values are valid whenever one
+    looks: this sets only when. The simulations of docs/benchmarks.md
+    look on this schedule (``tests/guard_streams.py``).
+    """
+    floor = MIN_PER_ARM * arms
+    if seen < floor:
+        return floor
+    step = LOOK_EVERY * arms
+    return seen + step * max(1, seen // (LOOK_GROWTH * step))
 
 
 def rate_evidence(n_c: int, x_c: int, n_t: int, x_t: int, alpha: float) -> Evidence:

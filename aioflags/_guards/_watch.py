@@ -6,10 +6,11 @@ it (the flag exists, ``control`` is one of its variations, it has a
 randomized assignment) and gives the :class:`Watch` of that version: a
 new version starts afresh (counts, pin, decision dropped). A request
 scope records each request's outcome in its arm's :class:`Lane`
-(``_scope``), folded into the arm's :class:`~._counts.Counts`, and every
-:data:`LOOK_EVERY` requests per arm the watch looks: the sample ratio first,
-then each metric, treatment against control, with alpha split across
-them (``_stats``).
+(``_scope``), folded into the arm's :class:`~._counts.Counts`, and on
+the schedule of :func:`~._stats.next_look` (from 1,000 requests per arm,
+then as the counts grow by an eighth) the watch looks: the sample ratio
+first, then each metric, treatment against control, with alpha split
+across them (``_stats``).
 """
 
 from __future__ import annotations
@@ -39,11 +40,11 @@ __all__ = ["LOOK_EVERY", "GuardRun", "Lane", "Watch", "record_joint"]
 
 logger = logging.getLogger("aioflags.guards")
 
-#: A guard looks (runs its tests) every this many recorded requests per
-#: arm (a 50/50 rollout: every 200 requests), as the simulations of
-#: docs/benchmarks.md look. An e-value is valid at any look: how often
-#: only sets how soon after the evidence suffices a guard decides.
-LOOK_EVERY: Final = 100
+#: The closest two looks come, in requests per arm (``_stats.next_look``).
+LOOK_EVERY: Final = _stats.LOOK_EVERY
+#: The most requests whose seconds wait in a watch's lanes between two
+#: looks: then they are folded (summed), looks or not.
+FOLD_EVERY: Final = 250
 
 
 class Lane:
@@ -61,8 +62,8 @@ class Lane:
     def __init__(self, watch: Watch, arm: int) -> None:
         self.watch: Watch = watch
         self.arm: int = arm
-        #: The seconds of the requests that ended since the last fold:
-        #: those that succeeded, and those that failed.
+        #: The ``log2`` of the seconds of the requests that ended since the
+        #: last fold: those that succeeded, and those that failed.
         self.ok: list[float] = []
         self.failed: list[float] = []
         #: Their app metrics' sums, of the requests that sent some.
@@ -124,7 +125,6 @@ class Watch:
         "guard",
         "joint",
         "lanes",
-        "look_every",
         "looking",
         "message",
         "needed",
@@ -200,22 +200,22 @@ class Watch:
         #: Released for this version: it keeps counting and never decides again.
         self.released: bool = False
         self.seen: int = 0
-        #: Requests between two looks: :data:`LOOK_EVERY` per arm.
-        self.look_every: int = LOOK_EVERY * len(arm_variations)
-        self.next_look: int = self.look_every
+        #: The requests (all arms) at which it looks next (``_stats.next_look``).
+        self.next_look: int = _stats.next_look(0, len(arm_variations))
         #: Each arm's :class:`Lane`: a scope's end appends there, and
         #: counts in :attr:`waiting`; folded when :attr:`due` requests
         #: wait, or the status is read.
         self.lanes: list[Lane] = [Lane(self, arm) for arm in range(len(arm_variations))]
         self.waiting: int = 0
-        self.due: int = self.look_every
+        self.due: int = min(self.next_look, FOLD_EVERY)
         self._folding = threading.Lock()
         self.state: str = "collecting"
         self.needed: int | None = None
         #: The last look's evidence: (metric, treatment's variation, the
         #: test's Evidence), made into MetricEvidence by :meth:`status` only.
         self.evidence: list[tuple[str, int, _stats.Evidence]] = []
-        self.message: str = ""
+        #: What the status says (a version with nothing to compare: from the start).
+        self.message: str = "" if self.treatments else self._nothing_to_compare()
         #: The app metrics whose sums overflowed (said once, then not tested).
         self.overflowed: set[str] = set()
         #: Held while it looks or releases: two threads of a blocking client
@@ -230,7 +230,7 @@ class Watch:
 
         A request scope's end only appends its seconds to its arm's
         :class:`Lane` (``_scope``): the logarithms and sums are taken here,
-        once every :attr:`look_every` requests, or when the status is read
+        once :attr:`due` requests wait (a look's worth), or when the status is read
         (``look`` false). A lock keeps two threads (a blocking client) from
         folding the same requests; one appended meanwhile waits for the next.
         """
@@ -241,9 +241,9 @@ class Watch:
                 for failed, waiting in ((False, lane.ok), (True, lane.failed)):
                     taken = len(waiting)
                     if taken:
-                        seconds = waiting[:taken]
+                        logs = waiting[:taken]
                         del waiting[:taken]  # (appends meanwhile stay, for the next)
-                        counts.add_requests(failed, seconds)
+                        counts.add_requests(failed, logs)
                         self.seen += taken
                 taken = len(lane.metrics)
                 if taken:
@@ -252,8 +252,8 @@ class Watch:
                     counts.add_metrics(sent)
             due = self.seen >= self.next_look
             if due and look:
-                self.next_look = self.seen + self.look_every
-            self.due = max(1, self.next_look - self.seen)
+                self.next_look = _stats.next_look(self.seen, len(self.counts))
+            self.due = max(1, min(self.next_look - self.seen, FOLD_EVERY))
         if due and look:
             self.look()
 
@@ -274,7 +274,7 @@ class Watch:
 
         A follower on a flag plane never decides: its leader does. A look
         already under way on another thread: this one is skipped (the next
-        comes :attr:`look_every` requests later).
+        comes on the schedule, :attr:`next_look`).
         """
         looking = self.looking
         if not looking.acquire(blocking=False):
@@ -307,12 +307,7 @@ class Watch:
         if not treatments:  # (no treatment beside control: nothing to compare)
             self.state = "collecting"
             self.needed = None
-            self.message = (
-                f"Guard {config.name!r}: flag {config.flag!r} version"
-                f" {self.version}: its rollout sends no requests to both control"
-                f" ({config.control!r}) and another variation: nothing to compare,"
-                " it decides nothing (a weight of 0, or one variation at 100 %)"
-            )
+            self.message = self._nothing_to_compare()
             return
         each = _stats.split_alpha(config.alpha, len(config.metrics) * len(treatments))
         seen: list[tuple[str, int, _stats.Evidence]] = []
@@ -333,6 +328,15 @@ class Watch:
         self.evidence = seen
         self.state = "collecting"
         self.needed = needed
+
+    def _nothing_to_compare(self) -> str:
+        config = self.guard.config
+        return (
+            f"Guard {config.name!r}: flag {config.flag!r} version"
+            f" {self.version}: its rollout sends no requests to both control"
+            f" ({config.control!r}) and another variation: nothing to compare,"
+            " it decides nothing (a weight of 0, or one variation at 100 %)"
+        )
 
     def _cannot_tell(self, other: str, metric: Metric) -> None:
         if self.state != "cannot tell":
@@ -486,8 +490,10 @@ def _status_of(watch: Watch) -> GuardStatus:
     """What ``client.guards.status`` says of a watch (as folded)."""
     config = watch.guard.config
     arms = []
+    requests = []
     for arm in range(len(watch.counts)):
         counts = watch.total(arm)
+        requests.append(counts.requests)
         split = watch.splits[watch.split_of[arm]]
         arms.append(
             ArmStatus(
@@ -510,12 +516,19 @@ def _status_of(watch: Watch) -> GuardStatus:
                 },
             )
         )
+    needed = watch.needed
+    if needed is None and watch.treatments:  # (no look yet: none before the floor)
+        needed = max(
+            0,
+            _stats.MIN_PER_ARM
+            - min(min(requests[c], requests[t]) for c, t in watch.treatments),
+        )
     return GuardStatus(
         name=config.name,
         flag=config.flag,
         version=watch.version,
         state=watch.state,
-        needed=watch.needed,
+        needed=needed,
         arms=tuple(arms),
         evidence=tuple(
             MetricEvidence(
