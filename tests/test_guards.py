@@ -758,10 +758,10 @@ async def test_issue98_gcost_a_requests_end_appends_its_seconds_folded_later_loo
         client.guards.clock = clock
         watch = client.guards._runs["f"].current
         assert watch is not None
-        assert (watch.next_look, watch.due) == (2000, 250)
+        assert (watch.next_look, watch.left) == (2000, 250)
         await _requests(client, clock, 249, fail=lambda value, rng: not value)
         assert [c.requests for c in watch.counts] == [0, 0]  # nothing folded yet
-        assert watch.waiting == 249
+        assert watch.left == 1  # (249 wait)
         waiting = {
             (watch.arm_values[lane.arm], failed): [round(t, 6) for t in logs]
             for lane in watch.lanes
@@ -773,7 +773,7 @@ async def test_issue98_gcost_a_requests_end_appends_its_seconds_folded_later_loo
             round(math.log2(0.01), 6)
         }
         await _requests(client, clock, 1, prefix="v")
-        assert watch.waiting == 0  # the 250th: folded, not looked at
+        assert watch.left == 250  # the 250th: folded, not looked at
         assert not any(lane.ok or lane.failed for lane in watch.lanes)
         assert sum(c.requests for c in watch.counts) == watch.seen == 250
         assert watch.evidence == []  # (no look before the floor)
@@ -785,8 +785,8 @@ async def test_issue98_gcost_a_requests_end_appends_its_seconds_folded_later_loo
         assert watch.next_look == 2200
         await _requests(client, clock, 10, prefix="x")
         arms = _arms(client)  # (the status folds what waits, without a look)
-        assert sum(arms.values()) == 2010 and watch.waiting == 0
-        assert watch.due == 190  # (the next look still at the 2,200th)
+        assert sum(arms.values()) == 2010
+        assert watch.left == 190  # (the next look still at the 2,200th)
 
 
 @pytest.mark.asyncio
@@ -892,7 +892,7 @@ async def test_issue98_gcost_a_clock_gone_wrong_counts_the_floor_and_spoils_noth
         assert squares == pytest.approx(
             30 * floor**2 + 270 * math.log(0.01) ** 2, rel=1e-12
         )
-        assert client.guards.status["f"].state == "collecting"  # (it looked: no error)
+        assert client.guards.status["f"].state == "collecting"  # (no error)
 
 
 @pytest.mark.asyncio

@@ -119,17 +119,15 @@ class Scope:
             # metric, no error, no status; its log2 seconds appended to its arm's lane.
             guards: Guards = self._guards  # type: ignore[assignment]  # (entered: guards)
             try:
-                seconds = guards.clock() - self._start
+                lane.ok.append(log2(guards.clock() - self._start))
+            except ValueError:  # (<= 0: a clock that did not move, or went back)
+                lane.ok.append(LOG2_TINY)
             except Exception:  # noqa: BLE001 - a failing clock: the outcome is lost, said once
                 guards.failure("the clock")
                 return
-            try:
-                lane.ok.append(log2(seconds))
-            except ValueError:  # (<= 0: a clock that did not move, or went back)
-                lane.ok.append(LOG2_TINY)
             watch = lane.watch
-            watch.waiting += 1
-            if watch.waiting >= watch.due:
+            watch.left -= 1
+            if watch.left <= 0:
                 try:
                     watch.fold()
                 except Exception:  # noqa: BLE001 - logged once per guard
@@ -235,8 +233,8 @@ class Scope:
                 if metrics is not None:
                     each.metrics.append(metrics)
                 watch = each.watch
-                watch.waiting += 1
-                if watch.waiting >= watch.due:
+                watch.left -= 1
+                if watch.left <= 0:
                     watch.fold()
             except Exception:  # noqa: BLE001, PERF203 - logged once per guard
                 guards.failure(each.watch.guard.config.name)

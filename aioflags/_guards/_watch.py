@@ -120,11 +120,11 @@ class Watch:
         "arm_values",
         "arm_variations",
         "counts",
-        "due",
         "evidence",
         "guard",
         "joint",
         "lanes",
+        "left",
         "looking",
         "message",
         "needed",
@@ -141,7 +141,6 @@ class Watch:
         "state",
         "treatments",
         "version",
-        "waiting",
     )
 
     def __init__(
@@ -203,11 +202,11 @@ class Watch:
         #: The requests (all arms) at which it looks next (``_stats.next_look``).
         self.next_look: int = _stats.next_look(0, len(arm_variations))
         #: Each arm's :class:`Lane`: a scope's end appends there, and
-        #: counts in :attr:`waiting`; folded when :attr:`due` requests
-        #: wait, or the status is read.
+        #: counts down :attr:`left`; folded when it reaches 0, or when the
+        #: status is read.
         self.lanes: list[Lane] = [Lane(self, arm) for arm in range(len(arm_variations))]
-        self.waiting: int = 0
-        self.due: int = min(self.next_look, FOLD_EVERY)
+        #: The requests still to end before the next fold.
+        self.left: int = min(self.next_look, FOLD_EVERY)
         self._folding = threading.Lock()
         self.state: str = "collecting"
         self.needed: int | None = None
@@ -230,12 +229,12 @@ class Watch:
 
         A request scope's end only appends its seconds to its arm's
         :class:`Lane` (``_scope``): the logarithms and sums are taken here,
-        once :attr:`due` requests wait (a look's worth), or when the status is read
+        once :attr:`left` counts down to 0, or when the status is read
         (``look`` false). A lock keeps two threads (a blocking client) from
         folding the same requests; one appended meanwhile waits for the next.
         """
         with self._folding:
-            self.waiting = 0
+            self.left = FOLD_EVERY  # (if this fold fails: the next in as many)
             for lane in self.lanes:
                 counts = self.counts[lane.arm]
                 for failed, waiting in ((False, lane.ok), (True, lane.failed)):
@@ -253,7 +252,7 @@ class Watch:
             due = self.seen >= self.next_look
             if due and look:
                 self.next_look = _stats.next_look(self.seen, len(self.counts))
-            self.due = max(1, min(self.next_look - self.seen, FOLD_EVERY))
+            self.left = max(1, min(self.next_look - self.seen, FOLD_EVERY))
         if due and look:
             self.look()
 
