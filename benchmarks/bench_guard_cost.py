@@ -16,8 +16,9 @@ keeps from one window helps the next), each window the same evaluations
 4. ``scopes``: request scopes opened and closed with nothing in them
    (``async with client.guards.request(): pass``), per scope
 5. ``requests``: each evaluation in a request scope of its own, opened and
-   closed: the outcome recorded, its arm's lane folded and looked at when
-   it holds 100 requests (``_scope.LOOK_EVERY``), amortised
+   closed: the outcome recorded, its arm's lane folded every 250
+   requests (``_watch.FOLD_EVERY``) and looked at on ``_stats.next_look``'s
+   schedule, amortised
 6. ``asgi``: ASGI requests through ``aioflags.lens.LensMiddleware`` of a
    client with no guard and no lens, to an app that answers at once and
    evaluates no flag, per request

@@ -36,12 +36,10 @@ if TYPE_CHECKING:
 
     from ._config import Guard, Metric
 
-__all__ = ["LOOK_EVERY", "GuardRun", "Lane", "Watch", "record_joint"]
+__all__ = ["FOLD_EVERY", "GuardRun", "Lane", "Watch", "record_joint"]
 
 logger = logging.getLogger("aioflags.guards")
 
-#: The closest two looks come, in requests per arm (``_stats.next_look``).
-LOOK_EVERY: Final = _stats.LOOK_EVERY
 #: The most requests whose seconds wait in a watch's lanes between two
 #: looks: then they are folded (summed), looks or not.
 FOLD_EVERY: Final = 250
