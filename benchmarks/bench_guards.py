@@ -26,8 +26,8 @@ import math
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -35,8 +35,9 @@ from aioflags._guards._stats import MIN_PER_ARM, N_STAR, ratio_evidence, split_a
 from tests.guard_streams import (
     BLOCK,
     LOG_SIGMA,
-    Evidence,
     Look,
+    Stream,
+    Test,
     error_stream,
     errors_test,
     first_decision,
@@ -46,33 +47,15 @@ from tests.guard_streams import (
     reference_errors,
     reference_latency,
     same_mixture_tuning,
-    scheduled,
     stopping_pair,
+    stopping_times,
 )
 
-Stream = Callable[[random.Random, int], Iterator[Look]]
-Test = Callable[[Look, float], Evidence]
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 #: The default guard: alpha 0.01 split across errors and latency.
 POWER_ALPHA = split_alpha(0.01, 2)
-
-
-def _stopping(
-    runs: int,
-    seed: int,
-    stream: Stream,
-    test: Test,
-    alpha: float,
-    looks: int,
-    *,
-    on_schedule: bool = False,
-) -> list[float]:
-    rng = random.Random(seed)
-    found: list[float] = []
-    for _ in range(runs):
-        looked = stream(rng, looks)
-        n = first_decision(scheduled(looked) if on_schedule else looked, test, alpha)
-        found.append(math.inf if n is None else n)
-    return found
 
 
 def _figures(runs: int, seed: int, aa_looks: int) -> list[str]:
@@ -83,7 +66,7 @@ def _figures(runs: int, seed: int, aa_looks: int) -> list[str]:
     ]
     for name, stream, test in aa:
         for alpha in (0.05, 0.01):
-            found = _stopping(runs, seed, stream, test, alpha, aa_looks)
+            found = stopping_times(runs, seed, stream, test, alpha, aa_looks)
             alarms = sum(1 for n in found if n != math.inf) / runs
             verdict = "ok" if alarms <= alpha else "OVER"
             rows.append(
@@ -111,7 +94,7 @@ def _figures(runs: int, seed: int, aa_looks: int) -> list[str]:
         ),
     ]
     for name, stream, test, target in power:
-        found = _stopping(
+        found = stopping_times(
             runs, seed + 1, stream, test, POWER_ALPHA, aa_looks, on_schedule=True
         )
         decided = sum(1 for n in found if n != math.inf)

@@ -142,6 +142,36 @@ def first_decision(
     return None
 
 
+#: A stream maker: ``stream(rng, looks)``; a test of one look at a level.
+Stream = Callable[[random.Random, int], Iterator[Look]]
+Test = Callable[[Look, float], Evidence]
+
+
+def stopping_times(
+    runs: int,
+    seed: int,
+    stream: Stream,
+    test: Test,
+    alpha: float,
+    looks: int,
+    *,
+    on_schedule: bool = False,
+) -> list[float]:
+    """Requests per arm at which each of ``runs`` seeded runs decided (math.inf: never, within ``looks``).
+
+    ``on_schedule``: only at the looks a guard takes at run time (the
+    power); else at every look, every 100 requests per arm (false alarms:
+    the contract's "looked at every 100", more looks than a guard takes).
+    """
+    rng = random.Random(seed)
+    found: list[float] = []
+    for _ in range(runs):
+        looked = stream(rng, looks)
+        n = first_decision(scheduled(looked) if on_schedule else looked, test, alpha)
+        found.append(math.inf if n is None else n)
+    return found
+
+
 def median(values: list[float]) -> float:
     """The median, with a run that never decided (``math.inf``) counted as the latest."""
     ordered = sorted(values)

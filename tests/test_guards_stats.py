@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,18 +32,19 @@ from tests.guard_streams import (
     REFERENCE_ALPHA,
     REFERENCES,
     Look,
+    Stream,
+    Test,
     binomial,
     error_pairs,
     error_stream,
     errors_test,
-    first_decision,
     latency_looks,
     latency_stream,
     latency_test,
     median,
     recorded_reference,
     references,
-    scheduled,
+    stopping_times,
 )
 
 N = 10_000  # requests per arm, well above the floor
@@ -291,34 +292,6 @@ def test_bad_input_raises_naming_the_argument(call: object, name: str) -> None:
 # meets with room: under the null, the alarms of R runs are at most
 # Binomial(R, alpha), and BOUND is its one-in-10,000 upper tail.
 
-Stream = Callable[[random.Random, int], Iterator[Look]]
-Test = Callable[[Look, float], Evidence]
-
-
-def _stopping(
-    runs: int,
-    seed: int,
-    stream: Stream,
-    test: Test,
-    alpha: float,
-    looks: int,
-    *,
-    on_schedule: bool = False,
-) -> list[float]:
-    """Requests per arm at which each run decided (math.inf: never, within ``looks``).
-
-    ``on_schedule``: only at the looks a guard takes at run time (the
-    power); else at every look, every 100 requests per arm (false alarms:
-    the contract's "looked at every 100", more looks than a guard takes).
-    """
-    rng = random.Random(seed)
-    found: list[float] = []
-    for _ in range(runs):
-        looked = stream(rng, looks)
-        n = first_decision(scheduled(looked) if on_schedule else looked, test, alpha)
-        found.append(math.inf if n is None else n)
-    return found
-
 
 def _binomial_bound(runs: int, alpha: float) -> int:
     """The alarms that R runs at level alpha exceed with chance under 1e-4 (normal tail, z = 3.72)."""
@@ -345,7 +318,7 @@ def test_aa_false_alarms_stay_under_alpha(
     stream: Stream, test: Test, alpha: float
 ) -> None:
     """200 A/A runs of 20,000 requests per arm, looked at every 100."""
-    alarms = _stopping(200, 98, stream, test, alpha, looks=200)
+    alarms = stopping_times(200, 98, stream, test, alpha, looks=200)
     fired = sum(1 for n in alarms if n != math.inf)
     assert fired <= _binomial_bound(200, alpha)
 
@@ -385,7 +358,7 @@ def test_aa_false_alarms_stay_under_alpha_at_other_rates_and_splits(
 )
 def test_power_errors_median_meets_the_contract(stream: Stream, target: int) -> None:
     """At alpha 0.005 (the default 0.01 split across errors and latency)."""
-    found = _stopping(
+    found = stopping_times(
         100, 2, stream, errors_test, 0.005, looks=target // 100 * 2, on_schedule=True
     )
     assert median(found) <= target
@@ -393,7 +366,7 @@ def test_power_errors_median_meets_the_contract(stream: Stream, target: int) -> 
 
 @pytest.mark.slow
 def test_power_latency_20_percent_slower_median_meets_the_contract() -> None:
-    found = _stopping(
+    found = stopping_times(
         100,
         3,
         lambda rng, looks: latency_stream(rng, 1.2, looks),
